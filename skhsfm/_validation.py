@@ -1,0 +1,163 @@
+"""Input checks and pool handling shared by every head estimator in the package.
+
+Every estimator here fits on a *support pool* ``(X, y, groups)`` and selects or
+trains on a *hard pool* (held-out data): either the user's ``X_val, y_val,
+groups_val`` or a stratified hold-out of the support pool.
+"""
+
+import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils.validation import column_or_1d
+
+from skhsfm.metrics import _group_accuracies
+
+
+def check_groups(groups, n_samples, name="groups"):
+    """Return ``groups`` as a 1-d array of length ``n_samples`` (or None)."""
+    if groups is None:
+        return None
+    groups = column_or_1d(np.asarray(groups), warn=True)
+    if groups.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {groups.shape[0]} entries but X has {n_samples} rows; "
+            f"pass one group label per sample."
+        )
+    if groups.dtype.kind == "f" and not np.isfinite(groups).all():
+        raise ValueError(f"{name} contains NaN or inf; every sample needs a group.")
+    return groups
+
+
+def holdout_split(y, groups, validation_fraction, random_state):
+    """Split indices into (support, hard) pools, stratified by group or class.
+
+    Every stratum with at least two samples puts at least one sample in each
+    pool; a stratum with a single sample stays in the support pool.
+
+    Returns
+    -------
+    support_idx, hard_idx : ndarray of int
+        Sorted indices into ``y``.
+    """
+    strata = groups if groups is not None else y
+    _, inverse = np.unique(strata, return_inverse=True)
+    hard = []
+    for k in range(inverse.max() + 1):
+        members = np.flatnonzero(inverse == k)
+        if members.shape[0] < 2:
+            continue
+        n_hard = int(round(validation_fraction * members.shape[0]))
+        n_hard = min(max(n_hard, 1), members.shape[0] - 1)
+        hard.append(random_state.choice(members, size=n_hard, replace=False))
+    hard_idx = np.sort(np.concatenate(hard)) if hard else np.array([], dtype=int)
+    mask = np.ones(y.shape[0], dtype=bool)
+    mask[hard_idx] = False
+    return np.flatnonzero(mask), hard_idx
+
+
+class Pools:
+    """The support pool and the hard pool of one fit, as plain arrays.
+
+    Attributes
+    ----------
+    X, y, groups : support pool (``y`` encoded as 0..n_classes-1).
+    X_hard, y_hard, groups_hard : hard pool.
+    support_index : indices of the support pool into the ``X`` given to ``fit``.
+    hard_index : indices of the hard pool into ``X`` when it was held out from
+        it, else None (the hard pool is ``X_val``).
+    """
+
+    def __init__(self, X, y, groups, X_hard, y_hard, groups_hard, support_index,
+                 hard_index):
+        self.X, self.y, self.groups = X, y, groups
+        self.X_hard, self.y_hard, self.groups_hard = X_hard, y_hard, groups_hard
+        self.support_index, self.hard_index = support_index, hard_index
+
+
+def make_pools(estimator, X, y_enc, groups, X_val, y_val, groups_val,
+               validation_fraction, random_state, encoder):
+    """Validate the held-out arguments and build the two pools.
+
+    Parameters
+    ----------
+    estimator : fitted-in-progress estimator (for ``validate_data`` on X_val).
+    X, y_enc, groups : validated support-pool arrays, ``y_enc`` already encoded.
+    X_val, y_val, groups_val : user's held-out data or None.
+    validation_fraction : float, used only when ``X_val`` is None.
+    random_state : numpy RandomState.
+    encoder : fitted ``LabelEncoder`` of the support-pool classes.
+    """
+    n_classes = encoder.classes_.shape[0]
+    if X_val is None:
+        if y_val is not None or groups_val is not None:
+            raise ValueError(
+                "y_val or groups_val was given without X_val; pass X_val, y_val "
+                "(and optionally groups_val) together."
+            )
+        support_idx, hard_idx = holdout_split(
+            y_enc, groups, validation_fraction, random_state
+        )
+        pools = Pools(
+            X[support_idx], y_enc[support_idx],
+            None if groups is None else groups[support_idx],
+            X[hard_idx], y_enc[hard_idx],
+            None if groups is None else groups[hard_idx],
+            support_idx, hard_idx,
+        )
+        where = (
+            f"the hold-out of validation_fraction={validation_fraction} of X"
+        )
+    else:
+        if y_val is None:
+            raise ValueError(
+                "X_val was given without y_val; pass the held-out labels as y_val."
+            )
+        from sklearn.utils.validation import validate_data
+
+        X_val = validate_data(estimator, X_val, reset=False, dtype=np.float64)
+        y_val = column_or_1d(np.asarray(y_val), warn=True)
+        if y_val.shape[0] != X_val.shape[0]:
+            raise ValueError(
+                f"y_val has {y_val.shape[0]} entries but X_val has {X_val.shape[0]} "
+                "rows; pass one label per held-out sample."
+            )
+        unknown = np.setdiff1d(np.unique(y_val), encoder.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y_val contains classes absent from y: {unknown.tolist()}; the "
+                "held-out set must use the training classes."
+            )
+        groups_val = check_groups(groups_val, X_val.shape[0], "groups_val")
+        pools = Pools(
+            X, y_enc, groups, X_val, encoder.transform(y_val), groups_val,
+            np.arange(X.shape[0]), None,
+        )
+        where = "X_val"
+    present = np.unique(pools.y_hard)
+    if present.shape[0] < n_classes:
+        missing = np.setdiff1d(np.arange(n_classes), present)
+        raise ValueError(
+            f"classes {encoder.classes_[missing].tolist()} have no example in the "
+            f"hard pool ({where}); every class needs held-out examples. Pass an "
+            "X_val/y_val covering all classes or give each class at least two "
+            "samples in y."
+        )
+    return pools
+
+
+def check_X(X, name="X"):
+    """Reject NaN/inf with a message naming the argument (float64 array)."""
+    X = check_array(X, dtype=np.float64, ensure_all_finite=False, input_name=name)
+    if not np.isfinite(X).all():
+        raise ValueError(
+            f"{name} contains NaN or inf; embeddings must be finite. Remove or "
+            "impute those rows before fitting."
+        )
+    return X
+
+
+def selection_score(y_true, y_pred, groups):
+    """Worst-group accuracy when groups are known, else worst-class accuracy,
+    plus the mean accuracy: the numbers models are selected by."""
+    strata = y_true if groups is None else groups
+    accuracies = _group_accuracies(y_true, y_pred, strata)[1]
+    return float(accuracies.min()), float(np.mean(y_true == y_pred))
