@@ -66,15 +66,26 @@ class Pools:
         it, else None (the hard pool is ``X_val``).
     """
 
-    def __init__(self, X, y, groups, X_hard, y_hard, groups_hard, support_index,
-                 hard_index):
+    def __init__(
+        self, X, y, groups, X_hard, y_hard, groups_hard, support_index, hard_index
+    ):
         self.X, self.y, self.groups = X, y, groups
         self.X_hard, self.y_hard, self.groups_hard = X_hard, y_hard, groups_hard
         self.support_index, self.hard_index = support_index, hard_index
 
 
-def make_pools(estimator, X, y_enc, groups, X_val, y_val, groups_val,
-               validation_fraction, random_state, encoder):
+def make_pools(
+    estimator,
+    X,
+    y_enc,
+    groups,
+    X_val,
+    y_val,
+    groups_val,
+    validation_fraction,
+    random_state,
+    encoder,
+):
     """Validate the held-out arguments and build the two pools.
 
     Parameters
@@ -97,15 +108,16 @@ def make_pools(estimator, X, y_enc, groups, X_val, y_val, groups_val,
             y_enc, groups, validation_fraction, random_state
         )
         pools = Pools(
-            X[support_idx], y_enc[support_idx],
+            X[support_idx],
+            y_enc[support_idx],
             None if groups is None else groups[support_idx],
-            X[hard_idx], y_enc[hard_idx],
+            X[hard_idx],
+            y_enc[hard_idx],
             None if groups is None else groups[hard_idx],
-            support_idx, hard_idx,
+            support_idx,
+            hard_idx,
         )
-        where = (
-            f"the hold-out of validation_fraction={validation_fraction} of X"
-        )
+        where = f"the hold-out of validation_fraction={validation_fraction} of X"
     else:
         if y_val is None:
             raise ValueError(
@@ -113,7 +125,10 @@ def make_pools(estimator, X, y_enc, groups, X_val, y_val, groups_val,
             )
         from sklearn.utils.validation import validate_data
 
-        X_val = validate_data(estimator, X_val, reset=False, dtype=np.float64)
+        X_val = validate_data(
+            estimator, X_val, reset=False, dtype=np.float64, ensure_all_finite=False
+        )
+        check_finite(X_val, "X_val")
         y_val = column_or_1d(np.asarray(y_val), warn=True)
         if y_val.shape[0] != X_val.shape[0]:
             raise ValueError(
@@ -128,8 +143,14 @@ def make_pools(estimator, X, y_enc, groups, X_val, y_val, groups_val,
             )
         groups_val = check_groups(groups_val, X_val.shape[0], "groups_val")
         pools = Pools(
-            X, y_enc, groups, X_val, encoder.transform(y_val), groups_val,
-            np.arange(X.shape[0]), None,
+            X,
+            y_enc,
+            groups,
+            X_val,
+            encoder.transform(y_val),
+            groups_val,
+            np.arange(X.shape[0]),
+            None,
         )
         where = "X_val"
     present = np.unique(pools.y_hard)
@@ -144,15 +165,20 @@ def make_pools(estimator, X, y_enc, groups, X_val, y_val, groups_val,
     return pools
 
 
-def check_X(X, name="X"):
-    """Reject NaN/inf with a message naming the argument (float64 array)."""
-    X = check_array(X, dtype=np.float64, ensure_all_finite=False, input_name=name)
+def check_finite(X, name="X"):
+    """Reject NaN/inf in an already validated array, naming the argument."""
     if not np.isfinite(X).all():
         raise ValueError(
             f"{name} contains NaN or inf; embeddings must be finite. Remove or "
             "impute those rows before fitting."
         )
     return X
+
+
+def check_X(X, name="X"):
+    """Validate a 2-d float array and reject NaN/inf, naming the argument."""
+    X = check_array(X, dtype=np.float64, ensure_all_finite=False, input_name=name)
+    return check_finite(X, name)
 
 
 def selection_score(y_true, y_pred, groups):
