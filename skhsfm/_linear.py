@@ -1,0 +1,128 @@
+"""Numpy prediction for fitted linear heads (shared by every head estimator).
+
+A fitted head is ``coef_`` (``(n_classes, n_features)``, or ``(1, n_features)``
+for two classes, like :class:`~sklearn.linear_model.LogisticRegression`),
+``intercept_`` and ``classes_``. Prediction never needs torch.
+"""
+
+import numpy as np
+from scipy.special import expit, log_expit, log_softmax, softmax
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["LinearHeadMixin"]
+
+
+class LinearHeadMixin:
+    """``decision_function`` / ``predict`` / ``predict_proba`` from a linear head.
+
+    Put it left of ``ClassifierMixin`` and ``BaseEstimator``:
+    ``class MyHead(LinearHeadMixin, ClassifierMixin, BaseEstimator)``. The
+    estimator's ``fit`` must set ``coef_``, ``intercept_``, ``classes_`` and
+    ``n_features_in_`` (via ``validate_data``). Two classes use a sigmoid of one
+    score (positive class ``classes_[1]``); more use a softmax over
+    ``n_classes`` scores.
+    """
+
+    def decision_function(self, X):
+        """Linear scores ``X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            One score per sample for two classes (positive means
+            ``classes_[1]``), else one score per class.
+        """
+        check_is_fitted(self, ("coef_", "intercept_", "classes_"))
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        scores = X @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def predict(self, X):
+        """Predict the class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def predict_proba(self, X):
+        """Class probabilities (sigmoid for two classes, softmax otherwise).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            positive = expit(scores)
+            return np.column_stack([1.0 - positive, positive])
+        return softmax(scores, axis=1)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed stably.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return np.column_stack([log_expit(-scores), log_expit(scores)])
+        return log_softmax(scores, axis=1)
+
+
+def to_softmax_head(coef, intercept, n_classes):
+    """A head in sklearn's convention as ``(W, b)`` with one row per class.
+
+    sklearn's binary ``(1, d)`` head becomes the symmetric two-row head
+    ``[-w/2, w/2]`` (same probabilities); other heads are returned as float
+    arrays unchanged.
+    """
+    coef = np.asarray(coef, dtype=np.float64)
+    intercept = np.asarray(intercept, dtype=np.float64).ravel()
+    if n_classes == 2 and coef.shape[0] == 1:
+        return np.vstack([-coef[0] / 2, coef[0] / 2]), np.array(
+            [-intercept[0] / 2, intercept[0] / 2]
+        )
+    return coef, intercept
+
+
+def to_sklearn_head(W, b):
+    """A one-row-per-class head ``(W, b)`` in sklearn's convention (one row for
+    two classes: ``W[1] - W[0]``)."""
+    W = np.asarray(W, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if W.shape[0] == 2:
+        return (W[1] - W[0])[None, :], np.array([b[1] - b[0]])
+    return W, b
+
+
+def softmax_head_proba(X, W, b):
+    """Softmax probabilities of a one-row-per-class head on ``X``."""
+    return softmax(X @ W.T + b, axis=1)
