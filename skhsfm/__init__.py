@@ -7,12 +7,33 @@ Meta-Learning). Importing the package does not import torch.
 __version__ = "0.1.0"
 
 from skhsfm._hsfm import PRESETS, HSFMClassifier
-from skhsfm.metrics import worst_class_accuracy, worst_group_accuracy
+from skhsfm.metrics import (
+    GroupAccuracyReport,
+    group_accuracy_report,
+    group_weighted_accuracy,
+    make_group_scorer,
+    make_groups,
+    make_worst_group_scorer,
+    mean_accuracy,
+    worst_class_accuracy,
+    worst_group_accuracy,
+    worst_group_scorer,
+)
+from skhsfm.model_selection import GroupStratifiedKFold
 
 __all__ = [
     "HSFMClassifier",
     "PRESETS",
-    "worst_group_accuracy",
+    "GroupStratifiedKFold",
+    "GroupAccuracyReport",
+    "group_accuracy_report",
+    "group_weighted_accuracy",
+    "make_group_scorer",
+    "make_groups",
+    "make_worst_group_scorer",
+    "mean_accuracy",
     "worst_class_accuracy",
+    "worst_group_accuracy",
+    "worst_group_scorer",
     "__version__",
 ]

@@ -1,0 +1,94 @@
+"""Select HSFMClassifier hyperparameters by worst-group accuracy with GridSearchCV.
+
+Shows the pieces that make model selection group-aware in scikit-learn:
+
+- ``make_groups`` turns classes and a spurious attribute into readable groups;
+- metadata routing (``sklearn.set_config(enable_metadata_routing=True)``) sends
+  ``groups`` from ``search.fit(X, y, groups=groups)`` to the estimator's fit, the
+  splitter and the scorer, each getting the rows of its fold;
+- ``GroupStratifiedKFold`` keeps every group (even rare ones) in every fold;
+- ``worst_group_scorer`` scores each fold by its worst group; ``refit="wga"``
+  picks the candidate with the best mean worst-group accuracy;
+- ``group_accuracy_report`` prints per-group accuracy on a held-out,
+  group-balanced test set, with both "mean accuracy" conventions.
+
+The data are synthetic embeddings where a spurious attribute ("background")
+agrees with the class for 90% of training samples and is easier to read than
+the class. Runs in about 20 seconds on two CPU cores. The numbers are what
+they are: on this synthetic task HSFM need not beat the ERM baseline.
+"""
+
+import time
+
+import numpy as np
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skhsfm import HSFMClassifier
+from skhsfm.datasets import make_spurious_embeddings
+from skhsfm.metrics import group_accuracy_report, make_groups, worst_group_scorer
+from skhsfm.model_selection import GroupStratifiedKFold
+
+CLASS_NAMES = np.array(["landbird", "waterbird"])
+BACKGROUND_NAMES = np.array(["land", "water"])
+
+
+def load(split, n_samples):
+    X, y, background, _ = make_spurious_embeddings(
+        n_samples, 32, spurious_correlation=0.9, split=split, random_state=0
+    )
+    y = CLASS_NAMES[y]
+    return X, y, make_groups(y, BACKGROUND_NAMES[background])
+
+
+def main():
+    start = time.perf_counter()
+    sklearn.set_config(enable_metadata_routing=True)
+    X_train, y_train, g_train = load("train", 800)
+    X_test, y_test, g_test = load("test", 800)
+    names, counts = np.unique(g_train, return_counts=True)
+    print("training groups:", dict(zip(names.tolist(), counts.tolist())))
+
+    pipeline = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("clf", HSFMClassifier(n_epochs=15, random_state=0)),
+        ]
+    )
+    search = GridSearchCV(
+        pipeline,
+        {"clf__inner_lr": [5e-5, 1e-3], "clf__outer_lr": [0.1, 1.0]},
+        scoring={"wga": worst_group_scorer, "acc": "accuracy"},
+        refit="wga",
+        cv=GroupStratifiedKFold(n_splits=3, shuffle=True, random_state=0),
+        n_jobs=2,
+    )
+    search.fit(X_train, y_train, groups=g_train)
+
+    print("\nGridSearchCV (3 group-stratified folds), mean over folds:")
+    print(f"{'inner_lr':>8}  {'outer_lr':>8}  {'worst-group':>11}  {'accuracy':>8}")
+    results = search.cv_results_
+    for i, params in enumerate(results["params"]):
+        print(
+            f"{params['clf__inner_lr']:>8}  {params['clf__outer_lr']:>8}  "
+            f"{results['mean_test_wga'][i]:>11.3f}  {results['mean_test_acc'][i]:>8.3f}"
+        )
+    print("best:", search.best_params_, f"(cv worst-group {search.best_score_:.3f})")
+
+    erm = Pipeline(
+        [("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=1000))]
+    ).fit(X_train, y_train)
+    for name, model in [("ERM logistic regression", erm), ("HSFM", search)]:
+        report = group_accuracy_report(
+            y_test, model.predict(X_test), groups=g_test, reference_groups=g_train
+        )
+        print(f"\n{name} on the group-balanced test set:")
+        print(report)
+    print(f"\ndone in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
