@@ -125,9 +125,13 @@ def make_pools(
             )
         from sklearn.utils.validation import validate_data
 
-        X_val = validate_data(
-            estimator, X_val, reset=False, dtype=np.float64, ensure_all_finite=False
-        )
+        try:
+            X_val = validate_data(
+                estimator, X_val, reset=False, dtype=np.float64,
+                ensure_all_finite=False,
+            )
+        except ValueError as exc:
+            raise ValueError(f"X_val does not match X: {exc}") from exc
         check_finite(X_val, "X_val")
         y_val = column_or_1d(np.asarray(y_val), warn=True)
         if y_val.shape[0] != X_val.shape[0]:
