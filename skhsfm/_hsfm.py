@@ -63,10 +63,10 @@ PRESETS = {
 _DEFAULTS = dict(
     support_size=16,
     inner_steps=15,
-    inner_lr=5e-5,
-    outer_lr=1.0,
+    inner_lr=1e-3,
+    outer_lr=0.1,
     outer_steps=15,
-    hard_size=64,
+    hard_size=256,
     n_epochs=40,
 )
 
@@ -103,19 +103,19 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         replacement (with a warning).
     hard_size : int, default=None
         K_hard: highest-loss hard-pool examples per class forming the hard set
-        each epoch. None means the preset's value, else 64.
+        each epoch. None means the preset's value, else 256.
     inner_steps : int, default=None
         T: inner gradient-descent steps, and Adam steps of the head update per
         epoch. None means the preset's value, else 15.
     inner_lr : float, default=None
         alpha: step size of the inner loop and learning rate of the head update.
-        None means the preset's value, else 5e-5.
+        None means the preset's value, else 1e-3.
     outer_steps : int, default=None
         K_H: meta-updates of the support embeddings per epoch. None means the
         preset's value, else 15.
     outer_lr : float, default=None
         eta: Adam learning rate of the support embeddings. None means the
-        preset's value, else 1.0.
+        preset's value, else 0.1.
     n_epochs : int, default=None
         Number of epochs. None means the preset's value, else 40.
     validation_fraction : float, default=0.2
