@@ -331,8 +331,8 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.classes_ = encoder.classes_
         if self.classes_.shape[0] < 2:
             raise ValueError(
-                "y has a single class "
-                f"({self.classes_[0]!r}); a classifier needs at least two classes."
+                f"y has 1 class ({self.classes_[0]}); a classifier needs at least "
+                "two classes."
             )
         groups = check_groups(groups, X.shape[0], "groups")
         params = self._resolve_hyperparameters()
