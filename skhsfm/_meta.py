@@ -89,7 +89,7 @@ def head_gradient(H, Y, W, b):
     return loss, G.T @ H, G.sum(0)
 
 
-def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps):
+def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto"):
     """Outer loss and its gradient with respect to the support embeddings ``H``.
 
     Parameters
@@ -107,40 +107,87 @@ def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps):
         Inner step size (alpha).
     steps : int
         Number of inner gradient-descent steps (T).
+    method : {"auto", "primal", "gram"}, default="auto"
+        How the inner loop is run; both give the same result. "primal" updates
+        ``W`` itself (two passes over ``H`` per step and direction), "gram"
+        works with ``H @ H.T`` and never forms the intermediate heads (cheap per
+        step, one ``n_support**2 * d`` product up front). "auto" picks "gram"
+        when ``n_support <= 4 * steps * C``, where that product is the cheaper.
 
     Returns
     -------
     loss : float
         Mean cross-entropy of the adapted head on the hard set.
     grad_H : Tensor (n_support, d)
+
+    Notes
+    -----
+    Write ``G_t = (softmax(Z_t) - Y) / n`` for the inner loss gradient at the
+    logits, ``A_t = G_0 + ... + G_{t-1}``, so that ``W_t = W0 - lr A_t^T H``, and
+    ``dZ_t`` for the gradient of the outer loss at ``Z_t``, with
+    ``B_t = dZ_t + ... + dZ_{T-1}``. Reverse-mode differentiation through the
+    unrolled loop gives
+
+        grad_H = -lr A_T gW_T + B_0 W0 - lr U (V^T H),
+
+    with ``gW_T`` the outer gradient at the adapted head,
+    ``U = [G_0 .. G_{T-1}, dZ_0 .. dZ_{T-1}]`` and
+    ``V = [B_1 .. B_T, A_0 .. A_{T-1}]``: the contributions of all steps are
+    gathered into one product with ``H`` instead of one ``(n, d)`` update per
+    step.
     """
-    n = H.shape[0]
-    W, b = W0, b0
-    Ws, Ps = [], []
+    n, n_classes = Y.shape
+    if method == "auto":
+        method = "gram" if n <= 4 * steps * n_classes else "primal"
     with torch.no_grad():
+        if method == "gram":
+            K = H @ H.T
+            Z0 = _logits(H, W0, b0)
+        A = torch.zeros_like(Y)
+        As, Gs, Ps = [], [], []
+        W, b = W0, b0
         for _ in range(steps):
-            P = torch.softmax(_logits(H, W, b), dim=1)
+            if method == "gram":
+                # Z_t = H W_t^T + b_t with W_t = W0 - lr A_t^T H, b_t = b0 - lr 1^T A_t
+                Z = Z0 - lr * (K @ A + A.sum(0))
+            else:
+                Z = _logits(H, W, b)
+            P = torch.softmax(Z, dim=1)
             G = (P - Y) / n
-            Ws.append(W)
+            As.append(A)
+            Gs.append(G)
             Ps.append(P)
-            W = W - lr * (G.T @ H)
-            b = b - lr * G.sum(0)
+            A = A + G
+            if method == "primal":
+                W = W - lr * (G.T @ H)
+                b = b - lr * G.sum(0)
+        if method == "gram":
+            W = W0 - lr * (A.T @ H)
+            b = b0 - lr * A.sum(0)
         Zh = _logits(X_hard, W, b)
         loss = -(torch.log_softmax(Zh, dim=1) * Y_hard).sum() / X_hard.shape[0]
         Gh = (torch.softmax(Zh, dim=1) - Y_hard) / X_hard.shape[0]
-        gW = Gh.T @ X_hard
-        gb = Gh.sum(0)
-        grad_H = torch.zeros_like(H)
-        for W_t, P_t in zip(reversed(Ws), reversed(Ps)):
-            # W_{t+1} = W_t - lr * G_t^T H and b_{t+1} = b_t - lr * 1^T G_t
-            G_t = (P_t - Y) / n
-            dG = -lr * (H @ gW.T + gb)
-            # G_t = (softmax(Z_t) - Y) / n, Z_t = H W_t^T + b_t
-            dP = dG / n
-            dZ = P_t * (dP - (dP * P_t).sum(1, keepdim=True))
-            grad_H += torch.cat([G_t, dZ], dim=1) @ torch.cat([-lr * gW, W_t], dim=0)
-            gW = gW + dZ.T @ H
+        gW_T = Gh.T @ X_hard
+        gW, gb = gW_T, Gh.sum(0)
+        if method == "gram":
+            HgW_T = H @ gW_T.T
+        B = torch.zeros_like(Y)
+        Bs, dZs = [], []
+        for t in reversed(range(steps)):
+            # H gW_{t+1}^T, the outer gradient at W_{t+1} seen from the support set
+            HgW = HgW_T + K @ B if method == "gram" else H @ gW.T
+            dP = -lr * (HgW + gb) / n
+            P = Ps[t]
+            dZ = P * (dP - (dP * P).sum(1, keepdim=True))
+            Bs.append(B)
+            dZs.append(dZ)
+            B = B + dZ
             gb = gb + dZ.sum(0)
+            if method == "primal" and t > 0:
+                gW = gW + dZ.T @ H
+        U = torch.cat(Gs + dZs[::-1], dim=1)
+        V = torch.cat(Bs[::-1] + As, dim=1)
+        grad_H = -lr * (A @ gW_T) + B @ W0 - lr * (U @ (V.T @ H))
     return float(loss), grad_H
 
 

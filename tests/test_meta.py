@@ -28,9 +28,10 @@ def _problem(n=12, d=7, C=3, n_hard=20, seed=0):
 @pytest.mark.parametrize("C", [2, 3, 5])
 @pytest.mark.parametrize("steps", [1, 4])
 @pytest.mark.parametrize("lr", [5e-5, 0.3])
-def test_hypergradient_matches_autograd(C, steps, lr):
+@pytest.mark.parametrize("method", ["primal", "gram", "auto"])
+def test_hypergradient_matches_autograd(C, steps, lr, method):
     H, Y, W, b, Xh, Yh = _problem(C=C)
-    loss, grad = hypergradient(H, Y, W, b, Xh, Yh, lr, steps)
+    loss, grad = hypergradient(H, Y, W, b, Xh, Yh, lr, steps, method=method)
     ref_loss, ref_grad = hypergradient_autograd(H, Y, W, b, Xh, Yh, lr, steps)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
