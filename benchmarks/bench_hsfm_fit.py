@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from skhsfm import PRESETS, HSFMClassifier, worst_group_accuracy
+from skhsfm._linear import to_softmax_head
 from skhsfm._meta import hypergradient_autograd
 
 SHAPES = {
@@ -102,7 +103,9 @@ def main():
         )
         lr_seconds = time.perf_counter() - t
         kwargs = dict(
-            preset=name, init_coef=init.init_coef_, init_intercept=init.init_intercept_,
+            preset=name,
+            init_coef=init.init_coef_,
+            init_intercept=init.init_intercept_,
             random_state=0,
         )
         ours, ref = [], []
@@ -114,14 +117,17 @@ def main():
             ours.append(time.perf_counter() - t)
             # the reference gets exactly the same start: support set, head, scale
             s = clf.scale_
-            from skhsfm._hsfm import _from_sklearn_head
-
-            W0, b0 = _from_sklearn_head(init.init_coef_ / s, init.init_intercept_, 2)
+            W0, b0 = to_softmax_head(init.init_coef_ / s, init.init_intercept_, 2)
             t = time.perf_counter()
             score, _ = straightforward_loop(
                 clf.support_init_ * s,
                 np.searchsorted(clf.classes_, clf.support_labels_),
-                W0, b0, Xh * s, yh, gh, PRESETS[name],
+                W0,
+                b0,
+                Xh * s,
+                yh,
+                gh,
+                PRESETS[name],
             )
             ref.append(time.perf_counter() - t)
         mo, mr = statistics.median(ours), statistics.median(ref)

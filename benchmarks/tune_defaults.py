@@ -26,11 +26,16 @@ PROBLEMS = {
 }
 GRIDS = {
     # stage 1: step sizes and hard-set size, paper's other settings
-    "coarse": dict(inner_lr=[1e-4, 1e-3, 1e-2], outer_lr=[0.1, 1.0], hard_size=[64, 256]),
+    "coarse": dict(
+        inner_lr=[1e-4, 1e-3, 1e-2], outer_lr=[0.1, 1.0], hard_size=[64, 256]
+    ),
     # stage 2: around stage 1's best (inner_lr 1e-3, outer_lr 0.1, hard_size 256)
     "fine": dict(
-        inner_lr=[1e-3, 3e-3], outer_lr=[0.1], hard_size=[256],
-        support_size=[16, 64, 128], n_epochs=[40, 100],
+        inner_lr=[1e-3, 3e-3],
+        outer_lr=[0.1],
+        hard_size=[256],
+        support_size=[16, 64, 128],
+        n_epochs=[40, 100],
     ),
 }
 

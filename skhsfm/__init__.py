@@ -7,6 +7,7 @@ Meta-Learning). Importing the package does not import torch.
 __version__ = "0.1.0"
 
 from skhsfm._hsfm import PRESETS, HSFMClassifier
+from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 from skhsfm.metrics import (
     GroupAccuracyReport,
     group_accuracy_report,
@@ -24,6 +25,9 @@ from skhsfm.model_selection import GroupStratifiedKFold
 __all__ = [
     "HSFMClassifier",
     "PRESETS",
+    "AFRClassifier",
+    "DFRClassifier",
+    "ERMHeadClassifier",
     "GroupStratifiedKFold",
     "GroupAccuracyReport",
     "group_accuracy_report",

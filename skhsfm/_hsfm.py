@@ -5,15 +5,11 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
-from skhsfm._linear import LinearHeadMixin
-from skhsfm._validation import check_groups, make_pools, selection_score
+from skhsfm._linear import LinearHeadMixin, initial_head, to_sklearn_head
+from skhsfm._validation import make_pools, selection_score, validate_support_pool
 
 __all__ = ["HSFMClassifier", "PRESETS"]
 
@@ -325,16 +321,8 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self : HSFMClassifier
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
+        X, y_enc, groups, encoder = validate_support_pool(self, X, y, groups)
         self.classes_ = encoder.classes_
-        if self.classes_.shape[0] < 2:
-            raise ValueError(
-                f"y has 1 class ({self.classes_[0]}); a classifier needs at least "
-                "two classes."
-            )
-        groups = check_groups(groups, X.shape[0], "groups")
         params = self._resolve_hyperparameters()
         self.hyperparameters_ = params
         rng = check_random_state(self.random_state)
@@ -353,7 +341,15 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         n_classes = self.classes_.shape[0]
 
         self.scale_ = _rms_scale(pools.X) if self.rescale else 1.0
-        W0, b0 = self._initial_head(pools.X * self.scale_, pools.y, n_classes)
+        W0, b0 = initial_head(
+            self.init_coef,
+            self.init_intercept,
+            pools.X * self.scale_,
+            pools.y,
+            n_classes,
+            C=self.erm_C,
+            feature_scale=self.scale_,
+        )
         support = _draw_support(pools.y, self.classes_, params["support_size"], rng)
 
         from skhsfm._meta import run_hsfm
@@ -381,8 +377,8 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
             log=print if self.verbose else None,
         )
 
-        self.coef_, self.intercept_ = _to_sklearn_head(result.W * self.scale_, result.b)
-        self.init_coef_, self.init_intercept_ = _to_sklearn_head(W0 * self.scale_, b0)
+        self.coef_, self.intercept_ = to_sklearn_head(result.W * self.scale_, result.b)
+        self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * self.scale_, b0)
         self.support_indices_ = pools.support_index[support]
         self.support_init_ = X[self.support_indices_]
         self.support_edited_ = result.H / self.scale_
@@ -395,39 +391,6 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.n_iter_ = params["n_epochs"]
         return self
 
-    def _initial_head(self, X, y, n_classes):
-        """ERM head ``(W, b)`` of shape ``(n_classes, d)``, ``(n_classes,)`` in the
-        internally scaled space."""
-        d = X.shape[1]
-        if self.init_coef is None:
-            lr = LogisticRegression(C=self.erm_C, max_iter=1000)
-            with warnings.catch_warnings():
-                # the initial head only needs to be reasonable; HSFM moves it anyway
-                warnings.simplefilter("ignore", category=UserWarning)
-                lr.fit(X, y)
-            return _from_sklearn_head(lr.coef_, lr.intercept_, n_classes)
-        coef = np.asarray(self.init_coef, dtype=np.float64)
-        rows = (1, n_classes) if n_classes == 2 else (n_classes,)
-        if coef.ndim != 2 or coef.shape[0] not in rows or coef.shape[1] != d:
-            expected = " or ".join(f"({r}, {d})" for r in rows)
-            raise ValueError(
-                f"init_coef must have shape {expected} for {n_classes} classes and "
-                f"{d} features; got shape {coef.shape}."
-            )
-        if self.init_intercept is None:
-            intercept = np.zeros(coef.shape[0])
-        else:
-            intercept = np.ravel(np.asarray(self.init_intercept, dtype=np.float64))
-            if intercept.shape[0] != coef.shape[0]:
-                raise ValueError(
-                    f"init_intercept must have {coef.shape[0]} entries to match "
-                    f"init_coef; got {intercept.shape[0]}."
-                )
-        if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
-            raise ValueError("init_coef and init_intercept must be finite.")
-        # the head acts on scale_ * X internally
-        return _from_sklearn_head(coef / self.scale_, intercept, n_classes)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
@@ -438,26 +401,6 @@ def _rms_scale(X):
     """The scalar that brings the root-mean-square coordinate of ``X`` to 1."""
     rms = float(np.sqrt(np.mean(np.square(X))))
     return 1.0 / rms if rms > 0 else 1.0
-
-
-def _from_sklearn_head(coef, intercept, n_classes):
-    """sklearn's ``(1, d)`` binary head to a two-row softmax head (same
-    probabilities), else unchanged."""
-    coef = np.asarray(coef, dtype=np.float64)
-    intercept = np.asarray(intercept, dtype=np.float64).ravel()
-    if n_classes == 2 and coef.shape[0] == 1:
-        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
-        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    return coef, intercept
-
-
-def _to_sklearn_head(W, b):
-    """A softmax head to sklearn's convention (one row for two classes)."""
-    W = np.asarray(W, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if W.shape[0] == 2:
-        return (W[1] - W[0])[None, :], np.array([b[1] - b[0]])
-    return W, b
 
 
 def _draw_support(y, classes, support_size, rng):

@@ -7,6 +7,7 @@ for two classes, like :class:`~sklearn.linear_model.LogisticRegression`),
 
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["LinearHeadMixin"]
@@ -126,3 +127,56 @@ def to_sklearn_head(W, b):
 def softmax_head_proba(X, W, b):
     """Softmax probabilities of a one-row-per-class head on ``X``."""
     return softmax(X @ W.T + b, axis=1)
+
+
+def fit_erm_head(X, y, C=1.0, max_iter=1000):
+    """Multinomial L2 logistic regression on ``(X, y)``; sklearn-convention
+    ``(coef, intercept)`` (one row for two classes)."""
+    model = LogisticRegression(C=C, max_iter=max_iter)
+    model.fit(X, y)
+    return model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
+
+
+def check_init_head(init_coef, init_intercept, n_classes, n_features):
+    """Validate a user's initial head; return it as a one-row-per-class head.
+
+    ``init_coef`` follows sklearn's convention: ``(n_classes, n_features)``, or
+    ``(1, n_features)`` for two classes.
+    """
+    coef = np.asarray(init_coef, dtype=np.float64)
+    rows = (1, n_classes) if n_classes == 2 else (n_classes,)
+    if coef.ndim != 2 or coef.shape[0] not in rows or coef.shape[1] != n_features:
+        expected = " or ".join(f"({r}, {n_features})" for r in rows)
+        raise ValueError(
+            f"init_coef must have shape {expected} for {n_classes} classes and "
+            f"{n_features} features; got shape {coef.shape}."
+        )
+    if init_intercept is None:
+        intercept = np.zeros(coef.shape[0])
+    else:
+        intercept = np.ravel(np.asarray(init_intercept, dtype=np.float64))
+        if intercept.shape[0] != coef.shape[0]:
+            raise ValueError(
+                f"init_intercept must have {coef.shape[0]} entries to match "
+                f"init_coef; got {intercept.shape[0]}."
+            )
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        raise ValueError("init_coef and init_intercept must be finite; got NaN or inf.")
+    return to_softmax_head(coef, intercept, n_classes)
+
+
+def initial_head(
+    init_coef, init_intercept, X, y, n_classes, *, C=1.0, feature_scale=1.0
+):
+    """The initial (ERM) head of HSFM and AFR as a one-row-per-class ``(W, b)``.
+
+    A multinomial logistic regression on ``(X, y)`` when ``init_coef`` is None,
+    else the user's head (validated). ``feature_scale`` says that ``X`` is the
+    user's features multiplied by that scalar, so a user head is rescaled to act
+    on ``X``.
+    """
+    if init_coef is None:
+        coef, intercept = fit_erm_head(X, y, C=C)
+        return to_softmax_head(coef, intercept, n_classes)
+    W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
+    return W / feature_scale, b

@@ -6,8 +6,10 @@ groups_val`` or a stratified hold-out of the support pool.
 """
 
 import numpy as np
+from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_array
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from skhsfm.metrics import _group_accuracies
 
@@ -123,11 +125,12 @@ def make_pools(
             raise ValueError(
                 "X_val was given without y_val; pass the held-out labels as y_val."
             )
-        from sklearn.utils.validation import validate_data
-
         try:
             X_val = validate_data(
-                estimator, X_val, reset=False, dtype=np.float64,
+                estimator,
+                X_val,
+                reset=False,
+                dtype=np.float64,
                 ensure_all_finite=False,
             )
         except ValueError as exc:
@@ -191,3 +194,21 @@ def selection_score(y_true, y_pred, groups):
     strata = y_true if groups is None else groups
     accuracies = _group_accuracies(y_true, y_pred, strata)[1]
     return float(accuracies.min()), float(np.mean(y_true == y_pred))
+
+
+def validate_support_pool(estimator, X, y, groups):
+    """Validate the support pool; return ``X, y_enc, groups, encoder``.
+
+    Sets ``n_features_in_`` on ``estimator`` (through ``validate_data``).
+    """
+    X, y = validate_data(estimator, X, y, dtype=np.float64, ensure_all_finite=False)
+    check_finite(X, "X")
+    check_classification_targets(y)
+    encoder = LabelEncoder().fit(y)
+    if encoder.classes_.shape[0] < 2:
+        raise ValueError(
+            f"y has 1 class ({encoder.classes_[0]}); a classifier needs at least "
+            "two classes."
+        )
+    groups = check_groups(groups, X.shape[0], "groups")
+    return X, encoder.transform(y), groups, encoder

@@ -1,16 +1,33 @@
 """scikit-learn's estimator checks on every estimator of the package."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhsfm import HSFMClassifier
+from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 
 FAST = dict(n_epochs=2, support_size=4, hard_size=8, inner_steps=3, outer_steps=2)
 
 
 def _estimators():
-    return [HSFMClassifier(random_state=0, **FAST)]
+    return [
+        HSFMClassifier(random_state=0, **FAST),
+        ERMHeadClassifier(),
+        # the checks never pass groups; balance="classes" is DFR's group-free mode
+        # (the group-requiring default is tested in test_baselines.py)
+        DFRClassifier(balance="classes", n_models=3, random_state=0),
+        AFRClassifier(
+            gamma=(1.0, 4.0),
+            reg_lambda=(0.0, 0.1),
+            n_epochs=20,
+            device="cpu",
+            random_state=0,
+        ),
+    ]
 
 
+# the checks' data sets are tiny, so DFR/AFR warn that their held-out split is small
+@pytest.mark.filterwarnings("ignore:.*hard pool.*:UserWarning")
 @parametrize_with_checks(_estimators())
 def test_sklearn_compatible(estimator, check):
     check(estimator)

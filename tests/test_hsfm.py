@@ -21,8 +21,14 @@ def _splits(seed=0, n_features=32, n_classes=2, n_attributes=2, **kw):
     out = []
     for split, n in (("train", 800), ("val", 400), ("test", 800)):
         X, y, _, g = make_spurious_embeddings(
-            n, n_features, n_classes=n_classes, n_attributes=n_attributes,
-            spurious_correlation=0.95, split=split, random_state=seed, **kw,
+            n,
+            n_features,
+            n_classes=n_classes,
+            n_attributes=n_attributes,
+            spurious_correlation=0.95,
+            split=split,
+            random_state=seed,
+            **kw,
         )
         out.append((X, y, g))
     return out
@@ -50,9 +56,7 @@ def _initial_head_wga(clf, X, y, g):
 def test_improves_worst_group_accuracy_over_initial_head(problem, transform):
     (X, y, g), (Xv, yv, gv), (Xt, yt, gt) = problem
     X, Xv, Xt = transform(X), transform(Xv), transform(Xt)
-    clf = HSFMClassifier(random_state=0).fit(
-        X, y, g, X_val=Xv, y_val=yv, groups_val=gv
-    )
+    clf = HSFMClassifier(random_state=0).fit(X, y, g, X_val=Xv, y_val=yv, groups_val=gv)
     before = _initial_head_wga(clf, Xt, yt, gt)
     after = worst_group_accuracy(yt, clf.predict(Xt), groups=gt)
     assert after >= before + 0.15, (before, after)
@@ -82,8 +86,9 @@ def test_scale_invariance(problem):
     b = HSFMClassifier(random_state=0, **FAST).fit(
         100 * X, y, g, X_val=100 * Xv, y_val=yv, groups_val=gv
     )
-    np.testing.assert_allclose(a.decision_function(Xt), b.decision_function(100 * Xt),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        a.decision_function(Xt), b.decision_function(100 * Xt), rtol=1e-4, atol=1e-4
+    )
     assert a.scale_ == pytest.approx(100 * b.scale_)
 
 
@@ -120,8 +125,13 @@ def test_presets_and_overrides():
     assert clf.hyperparameters_ == expected
     assert set(PRESETS) == {"waterbirds", "celeba", "metashift", "dominoes"}
     assert PRESETS["waterbirds"] == dict(
-        support_size=16, inner_steps=15, inner_lr=5e-5, outer_lr=1.0,
-        outer_steps=15, hard_size=64, n_epochs=40,
+        support_size=16,
+        inner_steps=15,
+        inner_lr=5e-5,
+        outer_lr=1.0,
+        outer_steps=15,
+        hard_size=64,
+        n_epochs=40,
     )
 
 
@@ -148,7 +158,9 @@ def test_joblib_and_pickle_round_trip(problem, tmp_path):
     np.testing.assert_array_equal(loaded.predict(Xt), clf.predict(Xt))
     np.testing.assert_array_equal(loaded.predict_proba(Xt), clf.predict_proba(Xt))
     again = pickle.loads(pickle.dumps(clf))
-    np.testing.assert_array_equal(again.decision_function(Xt), clf.decision_function(Xt))
+    np.testing.assert_array_equal(
+        again.decision_function(Xt), clf.decision_function(Xt)
+    )
 
 
 def test_predict_without_torch(problem, tmp_path):
@@ -179,8 +191,7 @@ def test_predict_without_torch(problem, tmp_path):
         print("ok")
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                         text=True)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
@@ -212,8 +223,9 @@ def test_multiclass_string_labels():
 def test_init_coef_from_user_head(problem):
     (X, y, g), (Xv, yv, gv), _ = problem
     coef = np.ones((1, X.shape[1]))
-    clf = HSFMClassifier(init_coef=coef, init_intercept=[0.5], random_state=0,
-                         **FAST).fit(X, y, g, X_val=Xv, y_val=yv, groups_val=gv)
+    clf = HSFMClassifier(
+        init_coef=coef, init_intercept=[0.5], random_state=0, **FAST
+    ).fit(X, y, g, X_val=Xv, y_val=yv, groups_val=gv)
     np.testing.assert_allclose(clf.init_coef_, coef)
     np.testing.assert_allclose(clf.init_intercept_, [0.5])
     two_rows = np.vstack([-coef[0], coef[0]])

@@ -1,0 +1,108 @@
+"""ERMHeadClassifier: the plain logistic-regression head every method starts from."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import Interval
+
+from skhsfm._linear import LinearHeadMixin
+from skhsfm._validation import validate_support_pool
+
+__all__ = ["ERMHeadClassifier"]
+
+
+class ERMHeadClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
+    """Plain ERM linear head: multinomial logistic regression on the embeddings.
+
+    The reference point for the group-robust heads: it is the head
+    :class:`~skhsfm.HSFMClassifier` and :class:`AFRClassifier` start from, with
+    the same ``fit`` signature so that every head in the package can be swapped
+    in a comparison. It uses neither group labels nor held-out data.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse L2 regularisation strength of the logistic regression.
+    max_iter : int, default=1000
+        Maximum number of L-BFGS iterations.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Head weights (one row for two classes, as in
+        :class:`~sklearn.linear_model.LogisticRegression`).
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Head biases.
+    n_features_in_ : int
+        Number of embedding dimensions seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string column names.
+    n_iter_ : int
+        L-BFGS iterations used.
+
+    See Also
+    --------
+    DFRClassifier : Group-balanced last-layer retraining on held-out data.
+    AFRClassifier : Automatic feature reweighting of the ERM head.
+    skhsfm.HSFMClassifier : Hard-set-guided feature-space meta-learning.
+
+    Notes
+    -----
+    ``fit`` fits on all of ``X``; ``groups``, ``X_val``, ``y_val`` and
+    ``groups_val`` are accepted for a uniform API and not used. (HSFM and AFR,
+    when ``X_val`` is None, fit their ERM head on ``X`` minus a held-out
+    fraction, so their starting head differs slightly from this one then.)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhsfm.baselines import ERMHeadClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> ERMHeadClassifier().fit(X, y).score(X, y)
+    1.0
+    """
+
+    __metadata_request__fit = {"groups": True}
+
+    _parameter_constraints = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, C=1.0, max_iter=1000):
+        self.C = C
+        self.max_iter = max_iter
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, groups=None, *, X_val=None, y_val=None, groups_val=None):
+        """Fit the logistic-regression head on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        groups : array-like of shape (n_samples,), default=None
+            Accepted and not used (checked for length).
+        X_val, y_val, groups_val : array-like, default=None
+            Accepted and not used.
+
+        Returns
+        -------
+        self : ERMHeadClassifier
+            The fitted estimator.
+        """
+        X, y_enc, _, encoder = validate_support_pool(self, X, y, groups)
+        model = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        model.fit(X, y_enc)
+        self.classes_ = encoder.classes_
+        self.coef_ = model.coef_.astype(np.float64)
+        self.intercept_ = model.intercept_.astype(np.float64)
+        self.n_iter_ = int(np.max(model.n_iter_))
+        return self
