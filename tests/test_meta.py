@@ -42,8 +42,9 @@ def test_hypergradient_is_a_real_gradient():
     """Finite differences along a random direction agree with the hypergradient."""
     H, Y, W, b, Xh, Yh = _problem(C=2)
     _, grad = hypergradient(H, Y, W, b, Xh, Yh, 0.5, 3)
-    direction = torch.randn(H.shape, generator=torch.Generator().manual_seed(1),
-                            dtype=torch.float64)
+    direction = torch.randn(
+        H.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     eps = 1e-6
     plus, _ = hypergradient(H + eps * direction, Y, W, b, Xh, Yh, 0.5, 3)
     minus, _ = hypergradient(H - eps * direction, Y, W, b, Xh, Yh, 0.5, 3)
