@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from skhsfm._hsfm import PRESETS, HSFMClassifier
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
+from skhsfm.embedding import BackboneEmbedder
 from skhsfm.metrics import (
     GroupAccuracyReport,
     group_accuracy_report,
@@ -26,6 +27,7 @@ __all__ = [
     "HSFMClassifier",
     "PRESETS",
     "AFRClassifier",
+    "BackboneEmbedder",
     "DFRClassifier",
     "ERMHeadClassifier",
     "GroupStratifiedKFold",

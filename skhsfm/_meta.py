@@ -305,25 +305,93 @@ def run_hsfm(
     """
     n_classes = W0.shape[0]
     with _threads_for(device, H0.shape[0] * H0.shape[1]):
-        return _run_hsfm(
-            H0,
-            y_support,
-            W0,
-            b0,
-            X_hard,
-            y_hard,
-            score=score,
-            n_epochs=n_epochs,
-            hard_size=hard_size,
-            outer_steps=outer_steps,
-            outer_lr=outer_lr,
-            inner_steps=inner_steps,
-            inner_lr=inner_lr,
-            max_grad_norm=max_grad_norm,
-            device=device,
-            log=log,
-            n_classes=n_classes,
+
+        def tensor(a, dtype=torch.float32):
+            return torch.as_tensor(a, dtype=dtype, device=device)
+
+        H = tensor(H0).clone()
+        Y = torch.nn.functional.one_hot(
+            tensor(y_support, torch.long), n_classes
+        ).float()
+        W, b = tensor(W0).clone(), tensor(b0).clone()
+        Xh = tensor(X_hard)
+        yh = tensor(y_hard, torch.long)
+        Yh = torch.nn.functional.one_hot(yh, n_classes).float()
+
+        support_opt = Adam([H], lr=outer_lr)
+        head_opt = Adam([W, b], lr=inner_lr)
+        history = {
+            "epoch": [],
+            "outer_loss": [],
+            "worst_group_accuracy": [],
+            "mean_accuracy": [],
+            "seconds": [],
+        }
+        best = None
+        for epoch in range(1, n_epochs + 1):
+            start = time.perf_counter()
+            hard, outer_loss = _epoch(
+                H, Y, W, b, Xh, yh, Yh, support_opt, head_opt,
+                hard_size=hard_size, outer_steps=outer_steps,
+                inner_steps=inner_steps, inner_lr=inner_lr,
+                max_grad_norm=max_grad_norm,
+            )  # fmt: skip
+            with torch.no_grad():
+                pred = _logits(Xh, W, b).argmax(1).cpu().numpy()
+            selection, accuracy = score(pred)
+            seconds = time.perf_counter() - start
+            for key, value in zip(
+                history, (epoch, outer_loss, selection, accuracy, seconds)
+            ):
+                history[key].append(value)
+            if best is None or selection >= best[1]:
+                best = (
+                    epoch,
+                    selection,
+                    W.cpu().numpy().copy(),
+                    b.cpu().numpy().copy(),
+                    H.cpu().numpy().copy(),
+                    hard.cpu().numpy().copy(),
+                )
+            if log is not None:
+                log(
+                    f"epoch {epoch:3d}/{n_epochs}  outer loss {outer_loss:.4f}  "
+                    f"hard-pool worst-group acc {selection:.4f}  mean acc "
+                    f"{accuracy:.4f}  ({seconds:.2f}s)"
+                )
+        epoch, selection, W_best, b_best, H_best, hard_best = best
+        return MetaResult(
+            W_best.astype(np.float64),
+            b_best.astype(np.float64),
+            H_best.astype(np.float64),
+            hard_best,
+            epoch,
+            selection,
+            history,
         )
+
+
+def _epoch(
+    H, Y, W, b, Xh, yh, Yh, support_opt, head_opt, *, hard_size, outer_steps,
+    inner_steps, inner_lr, max_grad_norm,
+):  # fmt: skip
+    """One HSFM epoch, updating ``H`` and the head ``(W, b)`` in place.
+
+    Steps 1-3 of the algorithm: pick the hard set with the current head, meta-
+    update the support embeddings ``outer_steps`` times, then train the head on
+    them. Returns the hard set's indices and the mean outer loss.
+    """
+    hard = select_hard_set(Xh, yh, W, b, hard_size, Y.shape[1])
+    X_set, Y_set = Xh[hard], Yh[hard]
+    losses = []
+    for _ in range(outer_steps):
+        loss, grad_H = hypergradient(H, Y, W, b, X_set, Y_set, inner_lr, inner_steps)
+        support_opt.step([clip_norm_(grad_H, max_grad_norm)])
+        losses.append(loss)
+    for _ in range(inner_steps):
+        _, grad_W, grad_b = head_gradient(H, Y, W, b)
+        head_opt.step([grad_W, grad_b])
+    return hard, (sum(losses) / len(losses) if losses else float("nan"))
 
 
 # Below this many support-set entries (n_support * d) the inner-loop matrices are
@@ -345,94 +413,3 @@ def _threads_for(device, support_entries):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _run_hsfm(
-    H0,
-    y_support,
-    W0,
-    b0,
-    X_hard,
-    y_hard,
-    *,
-    score,
-    n_epochs,
-    hard_size,
-    outer_steps,
-    outer_lr,
-    inner_steps,
-    inner_lr,
-    max_grad_norm,
-    device,
-    log,
-    n_classes,
-):
-
-    def tensor(a, dtype=torch.float32):
-        return torch.as_tensor(a, dtype=dtype, device=device)
-
-    H = tensor(H0).clone()
-    Y = torch.nn.functional.one_hot(tensor(y_support, torch.long), n_classes).float()
-    W, b = tensor(W0).clone(), tensor(b0).clone()
-    Xh = tensor(X_hard)
-    yh = tensor(y_hard, torch.long)
-    Yh = torch.nn.functional.one_hot(yh, n_classes).float()
-
-    support_opt = Adam([H], lr=outer_lr)
-    head_opt = Adam([W, b], lr=inner_lr)
-    history = {
-        "epoch": [],
-        "outer_loss": [],
-        "worst_group_accuracy": [],
-        "mean_accuracy": [],
-        "seconds": [],
-    }
-    best = None
-    for epoch in range(1, n_epochs + 1):
-        start = time.perf_counter()
-        hard = select_hard_set(Xh, yh, W, b, hard_size, n_classes)
-        X_set, Y_set = Xh[hard], Yh[hard]
-        losses = []
-        for _ in range(outer_steps):
-            loss, grad_H = hypergradient(
-                H, Y, W, b, X_set, Y_set, inner_lr, inner_steps
-            )
-            support_opt.step([clip_norm_(grad_H, max_grad_norm)])
-            losses.append(loss)
-        for _ in range(inner_steps):
-            _, grad_W, grad_b = head_gradient(H, Y, W, b)
-            head_opt.step([grad_W, grad_b])
-        with torch.no_grad():
-            pred = _logits(Xh, W, b).argmax(1).cpu().numpy()
-        selection, accuracy = score(pred)
-        outer_loss = float(sum(losses) / len(losses)) if losses else float("nan")
-        seconds = time.perf_counter() - start
-        for key, value in zip(
-            history, (epoch, outer_loss, selection, accuracy, seconds)
-        ):
-            history[key].append(value)
-        if best is None or selection >= best[1]:
-            best = (
-                epoch,
-                selection,
-                W.cpu().numpy().copy(),
-                b.cpu().numpy().copy(),
-                H.cpu().numpy().copy(),
-                hard.cpu().numpy().copy(),
-            )
-        if log is not None:
-            log(
-                f"epoch {epoch:3d}/{n_epochs}  outer loss {outer_loss:.4f}  "
-                f"hard-pool worst-group acc {selection:.4f}  mean acc "
-                f"{accuracy:.4f}  ({seconds:.2f}s)"
-            )
-    epoch, selection, W_best, b_best, H_best, hard_best = best
-    return MetaResult(
-        W_best.astype(np.float64),
-        b_best.astype(np.float64),
-        H_best.astype(np.float64),
-        hard_best,
-        epoch,
-        selection,
-        history,
-    )

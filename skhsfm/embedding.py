@@ -1,0 +1,599 @@
+"""BackboneEmbedder: images to frozen-backbone embeddings, scikit-learn style.
+
+torch, torchvision, open_clip, PIL and tqdm are imported inside the methods that
+use them, so importing this module (and :mod:`skhsfm`) stays light.
+"""
+
+import contextlib
+import functools
+import logging
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_memory
+
+from skhsfm._images import as_image_sequence, fingerprint_images, to_pil_rgb
+
+__all__ = ["BackboneEmbedder"]
+
+logger = logging.getLogger(__name__)
+
+# Bump when the meaning of cached embeddings changes, so old caches are not reused.
+_CACHE_FORMAT = 1
+# Size of the blank image embedded to learn the output size of a user module.
+_PROBE_SIZE = 224
+
+
+def _cached_embed(backbone_key, images_key, compute):
+    """The function joblib.Memory caches: the key is (backbone_key, images_key)."""
+    return compute()
+
+
+class BackboneEmbedder(TransformerMixin, BaseEstimator):
+    """Embed images with a frozen pretrained backbone.
+
+    Turns images (file paths, PIL images, arrays or tensors) into one embedding
+    vector per image, so that a classifier on embeddings can sit behind it in a
+    :class:`~sklearn.pipeline.Pipeline`::
+
+        Pipeline([("embed", BackboneEmbedder()), ("clf", HSFMClassifier())])
+
+    The transformer is stateless: :meth:`fit` only checks the parameters, and
+    :meth:`transform` may be called without it. The backbone is loaded on first
+    use and never pickled; a pickled pipeline stays small and reloads the
+    backbone when it is next used.
+
+    Parameters
+    ----------
+    backbone : {"open_clip", "torchvision"}, torch.nn.Module or callable, \
+            default="open_clip"
+        Where the embeddings come from.
+
+        - ``"open_clip"``: the image tower of an open_clip CLIP model named by
+          ``model_name``, with weights ``pretrained``.
+        - ``"torchvision"``: a torchvision classification model named by
+          ``model_name`` whose last linear layer (the classifier) is replaced by
+          the identity, so the embedding is the penultimate activation.
+        - a ``torch.nn.Module`` or any callable mapping a float batch of shape
+          ``(n, C, H, W)`` to a tensor of shape ``(n, d)`` (trailing dimensions
+          of size 1 are flattened). A module is put in eval mode and moved to
+          ``device`` in place. ``model_name`` and ``pretrained`` are ignored.
+
+    model_name : str, default="ViT-B-32"
+        For open_clip: a model name from ``open_clip.list_models()``, or
+        ``"local-dir:/path/to/folder"`` (a folder with ``open_clip_config.json``
+        and a weights file; ``pretrained`` is then ignored), or
+        ``"hf-hub:org/repo"``. For torchvision: a name from
+        ``torchvision.models.list_models()``, e.g. ``"resnet50"``.
+
+    pretrained : str, path-like or None, default="laion2b_s34b_b79k"
+        The weights. For open_clip: a pretrained tag
+        (``open_clip.list_pretrained_tags_by_model(model_name)``), downloaded
+        once into the Hugging Face cache, or a local weights file. For
+        torchvision: a weights name such as ``"DEFAULT"`` or ``"IMAGENET1K_V2"``
+        (downloaded once into the torch hub cache) or a local ``state_dict``
+        file (with or without the classifier's parameters). ``None`` gives
+        random weights, drawn with a fixed seed so that every load gives the
+        same model. Weights that are not cached and cannot be downloaded fail
+        within about two seconds with a message naming the local-file fix.
+
+    preprocess : callable or None, default=None
+        Maps one RGB PIL image to a ``(C, H, W)`` float tensor (a torchvision
+        transform, for example). ``None`` uses the backbone's own transform for
+        open_clip and torchvision (resize, crop, normalise) and, for a
+        user-supplied backbone, a plain conversion to a float tensor in
+        ``[0, 1]`` without resizing (so the images of one batch must share a
+        size).
+
+    batch_size : int, default=64
+        Number of images per forward pass. Results do not depend on it (up to
+        floating point).
+
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available, else the CPU; or any torch device
+        string such as ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+
+    precision : {"fp32", "amp"}, default="fp32"
+        ``"amp"`` runs the backbone under ``torch.autocast`` (float16 on CUDA
+        and MPS, bfloat16 on the CPU), which is much faster on recent GPUs and
+        usually slower on CPUs. Embeddings are returned as float32 either way.
+
+    normalize : bool, default=False
+        Scale each embedding to unit L2 norm (also applies to
+        :meth:`encode_text`), as usual for CLIP similarity.
+
+    num_workers : int, default=0
+        Threads that decode and preprocess images while the backbone runs on
+        the previous batch. ``0`` does everything in the calling thread.
+        Helps with file paths (JPEG decoding, resizing); little for arrays.
+
+    show_progress_bar : bool or None, default=None
+        Show a tqdm progress bar. ``None`` shows it when the ``"skhsfm"`` logger
+        is enabled for INFO messages (``logging.getLogger("skhsfm")``).
+
+    memory : str, path-like, joblib.Memory or None, default=None
+        Cache embeddings on disk so that a repeated :meth:`transform` on the same
+        images with the same backbone configuration (for example in every fit of
+        a grid search) reads them back without loading the backbone. The key is
+        the image content (for arrays and PIL images) or the file path, size and
+        modification time (for files), plus ``backbone``, ``model_name``,
+        ``pretrained`` (with the weights file's size and time), ``preprocess``
+        and ``precision``. ``batch_size``, ``device``, ``num_workers`` and
+        ``normalize`` (applied after the cache) are not part of the key.
+
+    See Also
+    --------
+    skhsfm.HSFMClassifier : A group-robust linear head for these embeddings.
+
+    Notes
+    -----
+    Accepted inputs for ``X``:
+
+    - a list (or 1-D array, pandas Series, one-column DataFrame) of image file
+      paths (``str`` or ``pathlib.Path``), PIL images, single-image numpy arrays
+      ``(H, W)`` / ``(H, W, C)``, or single-image tensors ``(C, H, W)`` /
+      ``(H, W, C)``; kinds may be mixed and sizes may differ;
+    - a numpy array ``(N, H, W, C)`` (channels last) or ``(N, H, W)``
+      (grayscale);
+    - a torch tensor ``(N, C, H, W)`` or ``(N, H, W, C)`` (the layout is read
+      from which axis has 1, 3 or 4 entries, channels-first winning when both
+      do) or ``(N, H, W)``.
+
+    Pixels are uint8 (0-255) or float in ``[0, 1]``; float images are rounded to
+    8 bits before preprocessing, as the standard transforms work on 8-bit
+    images. Grayscale, RGBA and palette images are converted to RGB (alpha is
+    dropped). A 3-D array or tensor is always a stack of grayscale images, not
+    one color image.
+
+    The embedder itself holds no fitted state. Loading a large backbone takes
+    seconds; it happens once per embedder object (clones made by
+    :func:`~sklearn.base.clone`, e.g. inside a grid search, load their own copy
+    unless ``memory`` serves the embeddings).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skhsfm.embedding import BackboneEmbedder
+    >>> trunk = torch.nn.Sequential(
+    ...     torch.nn.Conv2d(3, 8, kernel_size=3),
+    ...     torch.nn.AdaptiveAvgPool2d(1),
+    ...     torch.nn.Flatten(),
+    ... )
+    >>> images = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    >>> embedder = BackboneEmbedder(trunk, device="cpu")
+    >>> embedder.fit_transform(images).shape
+    (4, 8)
+    >>> embedder.get_feature_names_out()[:2]
+    array(['backboneembedder0', 'backboneembedder1'], dtype=object)
+    """
+
+    _parameter_constraints = {
+        "backbone": [StrOptions({"open_clip", "torchvision"}), callable],
+        "model_name": [str],
+        "pretrained": [str, os.PathLike, None],
+        "preprocess": [callable, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "precision": [StrOptions({"fp32", "amp"})],
+        "normalize": ["boolean"],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "show_progress_bar": ["boolean", None],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+    }
+
+    def __init__(
+        self,
+        backbone="open_clip",
+        *,
+        model_name="ViT-B-32",
+        pretrained="laion2b_s34b_b79k",
+        preprocess=None,
+        batch_size=64,
+        device="auto",
+        precision="fp32",
+        normalize=False,
+        num_workers=0,
+        show_progress_bar=None,
+        memory=None,
+    ):
+        self.backbone = backbone
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.preprocess = preprocess
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.normalize = normalize
+        self.num_workers = num_workers
+        self.show_progress_bar = show_progress_bar
+        self.memory = memory
+
+    # ------------------------------------------------------------ public API
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X=None, y=None):
+        """Check the parameters; the embedder learns nothing from data.
+
+        Parameters
+        ----------
+        X : images or None, default=None
+            Ignored (accepted for API consistency). The backbone is not loaded.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : BackboneEmbedder
+            The embedder.
+        """
+        return self
+
+    def transform(self, X):
+        """Embed images.
+
+        Parameters
+        ----------
+        X : sequence of images, ndarray or tensor
+            File paths, PIL images, arrays or tensors; see the class Notes.
+
+        Returns
+        -------
+        X_embedded : ndarray of shape (n_images, n_features), dtype float32
+            One embedding per image, in input order.
+        """
+        self._validate_params()
+        images = as_image_sequence(X)
+        embeddings = self._embed_maybe_cached(images)
+        # Remember the output size so get_feature_names_out needs no backbone.
+        self._dim_memo = (self._config_identity(), embeddings.shape[1])
+        if self.normalize:
+            embeddings = _l2_normalize(embeddings)
+        return embeddings
+
+    def encode_text(self, prompts):
+        """Embed text prompts in the image embedding space (CLIP backbones).
+
+        Parameters
+        ----------
+        prompts : str or sequence of str
+            Text prompts, e.g. ``["a photo of a landbird", "a photo of a
+            waterbird"]``.
+
+        Returns
+        -------
+        text_embeddings : ndarray of shape (n_prompts, n_features), dtype float32
+            L2-normalised when ``normalize=True``, like the image embeddings.
+        """
+        self._validate_params()
+        if self.backbone != "open_clip":
+            raise ValueError(
+                "encode_text needs a CLIP backbone (backbone='open_clip'); got "
+                f"backbone={_short_repr(self.backbone)}."
+            )
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            raise ValueError("prompts is empty; pass at least one string.")
+        bad = [p for p in prompts if not isinstance(p, str)]
+        if bad:
+            raise TypeError(
+                f"prompts must be strings; got {type(bad[0]).__name__} {bad[0]!r}."
+            )
+        embeddings = self._encode_text(prompts)
+        if self.normalize:
+            embeddings = _l2_normalize(embeddings)
+        return embeddings
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the embedding dimensions: ``backboneembedder0``, ...
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored; the inputs are images, which have no feature names.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``"backboneembedder{i}"`` for ``i`` in ``range(n_features)``. The
+            number of features is remembered from the last :meth:`transform`;
+            before any, it is read from the backbone (loading it), or for a
+            user-supplied module found by embedding one blank 224x224 image.
+        """
+        prefix = type(self).__name__.lower()
+        dim = self._embedding_dim()
+        return np.asarray([f"{prefix}{i}" for i in range(dim)], dtype=object)
+
+    def __sklearn_is_fitted__(self):
+        # Stateless: usable right after construction, like FunctionTransformer.
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        # Inputs are images (paths, PIL, image stacks), not 2-D feature arrays;
+        # this also tells scikit-learn's common checks not to feed 2-D data.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def __getstate__(self):
+        # Copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.
+        state = dict(super().__getstate__())
+        state.pop("_runtime", None)
+        return state
+
+    # -------------------------------------------------------------- loading
+
+    def _device(self):
+        from skhsfm._torch import resolve_device
+
+        return resolve_device(self.device)
+
+    def _runtime_key(self, device):
+        if isinstance(self.backbone, str):
+            identity = (self.backbone, self.model_name, _as_str(self.pretrained))
+        else:
+            identity = ("custom", id(self.backbone))
+        return identity + (str(device),)
+
+    def _config_identity(self):
+        """What fixes the output size: the backbone and the preprocess."""
+        return self._runtime_key("-") + (id(self.preprocess),)
+
+    def _loaded(self):
+        """The loaded backbone, (re)loading it when the configuration changed."""
+        from skhsfm import _backbones
+
+        device = self._device()
+        key = self._runtime_key(device)
+        runtime = getattr(self, "_runtime", None)
+        if runtime is not None and runtime[0] == key:
+            return runtime[1]
+        self._runtime = None  # free the old model before loading a new one
+        pretrained = self.pretrained
+        if self.backbone == "open_clip":
+            loaded = _backbones.load_open_clip(self.model_name, pretrained, device)
+        elif self.backbone == "torchvision":
+            loaded = _backbones.load_torchvision(self.model_name, pretrained, device)
+        else:
+            loaded = _backbones.prepare_custom(self.backbone, device)
+        logger.info("Loaded backbone %s on %s.", _short_repr(self.backbone), device)
+        self._runtime = (key, loaded)
+        return loaded
+
+    # ------------------------------------------------------------ embedding
+
+    def _embed_maybe_cached(self, images):
+        compute = functools.partial(self._embed, images)
+        if self.memory is None:
+            return compute()
+        memory = self.memory
+        memory = check_memory(os.fspath(memory) if _is_pathlike(memory) else memory)
+        backbone_key = self._cache_key()
+        if backbone_key is None:
+            warnings.warn(
+                "memory is ignored for this call: the backbone or preprocess "
+                "callable could not be fingerprinted (it cannot be pickled). Use a "
+                "torch.nn.Module, a module-level function or a torchvision "
+                "transform to enable caching.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return compute()
+        cached = memory.cache(_cached_embed, ignore=["compute"])
+        return cached(backbone_key, fingerprint_images(images), compute)
+
+    def _cache_key(self):
+        """A fingerprint of everything that changes the (unnormalised) embeddings."""
+        import joblib
+
+        parts = [_CACHE_FORMAT, self.precision]
+        if isinstance(self.backbone, str):
+            parts += [
+                self.backbone,
+                self.model_name,
+                _path_stamp(self.model_name.removeprefix("local-dir:"))
+                if self.model_name.startswith("local-dir:")
+                else None,
+                _as_str(self.pretrained),
+                _path_stamp(self.pretrained) if self.pretrained is not None else None,
+            ]
+        else:
+            parts.append(_object_fingerprint(self.backbone))
+        if self.preprocess is not None:
+            parts.append(_object_fingerprint(self.preprocess))
+        if any(part is _UNHASHABLE for part in parts):
+            return None
+        return joblib.hash(parts)
+
+    def _progress_bar(self, total, desc):
+        show = self.show_progress_bar
+        if show is None:
+            show = logging.getLogger("skhsfm").getEffectiveLevel() <= logging.INFO
+        if not show:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as exc:
+            if self.show_progress_bar:
+                raise ImportError(
+                    "show_progress_bar=True needs tqdm; install it with "
+                    "`pip install tqdm` or pass show_progress_bar=False."
+                ) from exc
+            return None
+        return tqdm(total=total, desc=desc, unit="img")
+
+    def _embed(self, images):
+        """Run the backbone over ``images`` in batches; float32 (n, d) array."""
+        import torch
+
+        from skhsfm._backbones import flatten_output
+
+        loaded = self._loaded()
+        device = self._device()
+        preprocess = self.preprocess or loaded.preprocess
+        n_images = len(images)
+        batch_size = self.batch_size
+        starts = range(0, n_images, batch_size)
+        pool = ThreadPoolExecutor(self.num_workers) if self.num_workers else None
+        bar = self._progress_bar(n_images, "Embedding images")
+        out = None
+
+        def prepare(image):
+            return preprocess(to_pil_rgb(image))
+
+        def submit(start):
+            chunk = images[start : start + batch_size]
+            if pool is None:
+                return chunk
+            return [pool.submit(prepare, image) for image in chunk]
+
+        def collect(pending):
+            if pool is None:
+                tensors = [prepare(image) for image in pending]
+            else:
+                tensors = [future.result() for future in pending]
+            return _stack(tensors)
+
+        try:
+            pending = submit(0)
+            for start in starts:
+                batch = collect(pending)
+                if start + batch_size < n_images:  # decode ahead while the model runs
+                    pending = submit(start + batch_size)
+                if device.type == "cuda":
+                    batch = batch.pin_memory()
+                batch = batch.to(device, non_blocking=True)
+                with torch.inference_mode(), _autocast(device, self.precision):
+                    output = loaded.forward(batch)
+                output = flatten_output(output, len(batch))
+                output = output.float().cpu().numpy()
+                if out is None:
+                    out = np.empty((n_images, output.shape[1]), dtype=np.float32)
+                out[start : start + len(output)] = output
+                if bar is not None:
+                    bar.update(len(output))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if bar is not None:
+                bar.close()
+        if loaded.dim is None:
+            loaded.dim = out.shape[1]
+        return out
+
+    def _encode_text(self, prompts):
+        import torch
+
+        loaded = self._loaded()
+        device = self._device()
+        if loaded.tokenizer is None:
+            loaded.tokenizer = loaded.extras["make_tokenizer"]()
+        chunks = []
+        for start in range(0, len(prompts), self.batch_size):
+            tokens = loaded.tokenizer(prompts[start : start + self.batch_size])
+            with torch.inference_mode(), _autocast(device, self.precision):
+                output = loaded.model.encode_text(tokens.to(device))
+            chunks.append(output.float().cpu().numpy())
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def _embedding_dim(self):
+        self._validate_params()
+        memo = getattr(self, "_dim_memo", None)
+        if memo is not None and memo[0] == self._config_identity():
+            return memo[1]
+        loaded = self._loaded()
+        if loaded.dim is None:  # a user module: run it once on a blank image
+            blank = np.zeros((1, _PROBE_SIZE, _PROBE_SIZE, 3), dtype=np.uint8)
+            loaded.dim = self._embed(blank).shape[1]
+        return loaded.dim
+
+
+# ----------------------------------------------------------------- helpers
+
+
+_UNHASHABLE = object()
+
+
+def _is_pathlike(value):
+    return isinstance(value, os.PathLike)
+
+
+def _as_str(value):
+    return os.fspath(value) if _is_pathlike(value) else value
+
+
+def _short_repr(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _path_stamp(path):
+    """(path, size, mtime) of a file, or of every file in a folder; None if absent."""
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isfile(path):
+        stat = os.stat(path)
+        return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if os.path.isdir(path):
+        names = sorted(os.listdir(path))
+        return tuple(_path_stamp(os.path.join(path, name)) for name in names)
+    return None
+
+
+def _object_fingerprint(obj):
+    """A content hash of a module or callable, or ``_UNHASHABLE``."""
+    import joblib
+
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        torch = None
+    if torch is not None and isinstance(obj, torch.nn.Module):
+        state = {
+            name: tensor.detach().cpu().float().numpy()
+            for name, tensor in obj.state_dict().items()
+        }
+        return (type(obj).__module__, type(obj).__qualname__, repr(obj), state)
+    try:
+        return joblib.hash(obj)
+    except Exception:  # lambdas and other unpicklable callables
+        return _UNHASHABLE
+
+
+def _l2_normalize(embeddings):
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def _autocast(device, precision):
+    import torch
+
+    if precision != "amp":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _stack(tensors):
+    import torch
+
+    tensors = [
+        t if isinstance(t, torch.Tensor) else torch.as_tensor(t) for t in tensors
+    ]
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"Preprocessed images have different shapes {sorted(shapes)[:3]}; a batch "
+            "needs one shape. Pass preprocess=<transform> that resizes (e.g. "
+            "torchvision.transforms.Compose([Resize(224), CenterCrop(224), "
+            "ToTensor()])), or give images of one size."
+        )
+    return torch.stack(tensors)
