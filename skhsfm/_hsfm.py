@@ -59,7 +59,7 @@ PRESETS = {
 _DEFAULTS = dict(
     support_size=16,
     inner_steps=15,
-    inner_lr=1e-3,
+    inner_lr=1e-2,
     outer_lr=0.1,
     outer_steps=15,
     hard_size=256,
@@ -105,7 +105,7 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         epoch. None means the preset's value, else 15.
     inner_lr : float, default=None
         alpha: step size of the inner loop and learning rate of the head update.
-        None means the preset's value, else 1e-3.
+        None means the preset's value, else 1e-2.
     outer_steps : int, default=None
         K_H: meta-updates of the support embeddings per epoch. None means the
         preset's value, else 15.
