@@ -63,7 +63,7 @@ _DEFAULTS = dict(
     outer_lr=0.1,
     outer_steps=15,
     hard_size=256,
-    n_epochs=40,
+    n_epochs=100,
 )
 
 _HYPERPARAMETERS = tuple(_DEFAULTS)
@@ -113,7 +113,7 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         eta: Adam learning rate of the support embeddings. None means the
         preset's value, else 0.1.
     n_epochs : int, default=None
-        Number of epochs. None means the preset's value, else 40.
+        Number of epochs. None means the preset's value, else 100.
     validation_fraction : float, default=0.2
         Share of ``X`` held out as the hard pool when ``X_val`` is not given,
         stratified by group when ``groups`` are given, else by class.
