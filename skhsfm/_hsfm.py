@@ -326,10 +326,13 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         params = self._resolve_hyperparameters()
         self.hyperparameters_ = params
         rng = check_random_state(self.random_state)
+        from skhsfm._torch import resolve_device
+
+        device = resolve_device(self.device)  # fail early on a bad device
         pools = make_pools(
             self,
             X,
-            encoder.transform(y),
+            y_enc,
             groups,
             X_val,
             y_val,
@@ -344,7 +347,7 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         W0, b0 = initial_head(
             self.init_coef,
             self.init_intercept,
-            pools.X * self.scale_,
+            pools.X,
             pools.y,
             n_classes,
             C=self.erm_C,
@@ -353,7 +356,6 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         support = _draw_support(pools.y, self.classes_, params["support_size"], rng)
 
         from skhsfm._meta import run_hsfm
-        from skhsfm._torch import resolve_device
 
         def score(pred):
             return selection_score(pools.y_hard, pred, pools.groups_hard)
@@ -373,7 +375,7 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
             inner_steps=params["inner_steps"],
             inner_lr=params["inner_lr"],
             max_grad_norm=self.max_grad_norm,
-            device=resolve_device(self.device),
+            device=device,
             log=print if self.verbose else None,
         )
 

@@ -170,13 +170,13 @@ def initial_head(
 ):
     """The initial (ERM) head of HSFM and AFR as a one-row-per-class ``(W, b)``.
 
-    A multinomial logistic regression on ``(X, y)`` when ``init_coef`` is None,
-    else the user's head (validated). ``feature_scale`` says that ``X`` is the
-    user's features multiplied by that scalar, so a user head is rescaled to act
-    on ``X``.
+    The head acts on ``feature_scale * X``: a multinomial logistic regression
+    fit on ``(feature_scale * X, y)`` when ``init_coef`` is None, else the user's
+    head for ``X`` (validated) rescaled accordingly.
     """
     if init_coef is None:
-        coef, intercept = fit_erm_head(X, y, C=C)
+        scaled = X if feature_scale == 1.0 else X * feature_scale
+        coef, intercept = fit_erm_head(scaled, y, C=C)
         return to_softmax_head(coef, intercept, n_classes)
     W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
     return W / feature_scale, b

@@ -361,3 +361,15 @@ def test_cuda_matches_cpu(problem):
     )
     np.testing.assert_allclose(gpu.coef_, cpu.coef_, rtol=1e-3, atol=1e-4)
     assert (gpu.predict(Xt) == cpu.predict(Xt)).mean() > 0.99
+
+
+def test_list_and_column_labels(small):
+    X, y, g = small
+    ref = HSFMClassifier(random_state=0, **FAST).fit(X, y, g)
+    listed = HSFMClassifier(random_state=0, **FAST).fit(X.tolist(), y.tolist(), g)
+    np.testing.assert_array_equal(listed.coef_, ref.coef_)
+    from sklearn.exceptions import DataConversionWarning
+
+    with pytest.warns(DataConversionWarning):
+        column = HSFMClassifier(random_state=0, **FAST).fit(X, y[:, None], g)
+    np.testing.assert_array_equal(column.coef_, ref.coef_)
