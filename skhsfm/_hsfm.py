@@ -361,12 +361,13 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
             return selection_score(pools.y_hard, pred, pools.groups_hard)
 
         result = run_hsfm(
-            pools.X[support] * self.scale_,
+            pools.X[support],
             pools.y[support],
             W0,
             b0,
-            pools.X_hard * self.scale_,
+            pools.X_hard,
             pools.y_hard,
+            feature_scale=self.scale_,
             score=score,
             n_epochs=params["n_epochs"],
             hard_size=params["hard_size"],
@@ -399,9 +400,17 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _rms_scale(X):
-    """The scalar that brings the root-mean-square coordinate of ``X`` to 1."""
-    rms = float(np.sqrt(np.mean(np.square(X))))
+def _rms_scale(X, block=4096):
+    """The scalar that brings the root-mean-square coordinate of ``X`` to 1.
+
+    Summed in float64 over row blocks, so a large float32 pool is neither
+    copied whole nor summed in float32.
+    """
+    total = 0.0
+    for start in range(0, X.shape[0], block):
+        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
+        total += float(rows @ rows)
+    rms = np.sqrt(total / X.size)
     return 1.0 / rms if rms > 0 else 1.0
 
 

@@ -39,7 +39,7 @@ class LinearHeadMixin:
             ``classes_[1]``), else one score per class.
         """
         check_is_fitted(self, ("coef_", "intercept_", "classes_"))
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         scores = X @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 

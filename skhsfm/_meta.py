@@ -268,6 +268,7 @@ def run_hsfm(
     y_hard,
     *,
     score,
+    feature_scale=1.0,
     n_epochs,
     hard_size,
     outer_steps,
@@ -291,6 +292,10 @@ def run_hsfm(
     X_hard : ndarray (n_hard, d)
     y_hard : ndarray of int (n_hard,)
         Hard pool.
+    feature_scale : float, default=1.0
+        The loop runs on ``feature_scale * H0`` and ``feature_scale * X_hard``
+        (scaled on the device, without a float64 host copy); the returned
+        ``H`` is on that scale too.
     score : callable
         ``score(pred) -> (selection_score, mean_accuracy)`` for encoded hard-pool
         predictions (numpy). The epoch with the highest selection score is kept,
@@ -309,12 +314,13 @@ def run_hsfm(
         def tensor(a, dtype=torch.float32):
             return torch.as_tensor(a, dtype=dtype, device=device)
 
-        H = tensor(H0).clone()
+        # out of place: as_tensor may share memory with the caller's arrays
+        H = tensor(H0) * feature_scale
         Y = torch.nn.functional.one_hot(
             tensor(y_support, torch.long), n_classes
         ).float()
         W, b = tensor(W0).clone(), tensor(b0).clone()
-        Xh = tensor(X_hard)
+        Xh = tensor(X_hard) * feature_scale
         yh = tensor(y_hard, torch.long)
         Yh = torch.nn.functional.one_hot(yh, n_classes).float()
 

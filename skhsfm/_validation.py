@@ -13,6 +13,10 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from skhsfm.metrics import _group_accuracies
 
+# float32 embeddings are used as they are (no float64 copy): fitting runs in
+# float32 torch anyway, and large pools would double their memory.
+FLOAT_DTYPES = (np.float64, np.float32)
+
 
 def check_groups(groups, n_samples, name="groups"):
     """Return ``groups`` as a 1-d array of length ``n_samples`` (or None)."""
@@ -130,7 +134,7 @@ def make_pools(
                 estimator,
                 X_val,
                 reset=False,
-                dtype=np.float64,
+                dtype=FLOAT_DTYPES,
                 ensure_all_finite=False,
             )
         except ValueError as exc:
@@ -174,7 +178,9 @@ def make_pools(
 
 def check_finite(X, name="X"):
     """Reject NaN/inf in an already validated array, naming the argument."""
-    if not np.isfinite(X).all():
+    # one float64 sum is finite for finite input of any practical size; only a
+    # non-finite sum needs the element-wise look
+    if not np.isfinite(X.sum(dtype=np.float64)) and not np.isfinite(X).all():
         raise ValueError(
             f"{name} contains NaN or inf; embeddings must be finite. Remove or "
             "impute those rows before fitting."
@@ -201,7 +207,7 @@ def validate_support_pool(estimator, X, y, groups):
 
     Sets ``n_features_in_`` on ``estimator`` (through ``validate_data``).
     """
-    X, y = validate_data(estimator, X, y, dtype=np.float64, ensure_all_finite=False)
+    X, y = validate_data(estimator, X, y, dtype=FLOAT_DTYPES, ensure_all_finite=False)
     check_finite(X, "X")
     check_classification_targets(y)
     encoder = LabelEncoder().fit(y)

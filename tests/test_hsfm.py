@@ -373,3 +373,20 @@ def test_list_and_column_labels(small):
     with pytest.warns(DataConversionWarning):
         column = HSFMClassifier(random_state=0, **FAST).fit(X, y[:, None], g)
     np.testing.assert_array_equal(column.coef_, ref.coef_)
+
+
+def test_float32_input_is_used_as_is_and_left_untouched(problem):
+    (X, y, g), (Xv, yv, gv), (Xt, _, _) = problem
+    X32, Xv32 = X.astype(np.float32), Xv.astype(np.float32)
+    before, before_val = X32.copy(), Xv32.copy()
+    a = HSFMClassifier(random_state=0, **FAST).fit(
+        X32, y, g, X_val=Xv32, y_val=yv, groups_val=gv
+    )
+    np.testing.assert_array_equal(X32, before)
+    np.testing.assert_array_equal(Xv32, before_val)
+    b = HSFMClassifier(random_state=0, **FAST).fit(
+        X, y, g, X_val=Xv, y_val=yv, groups_val=gv
+    )
+    # the loop runs in float32 either way
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-4, atol=1e-5)
+    assert a.predict(Xt.astype(np.float32)).shape == (len(Xt),)
