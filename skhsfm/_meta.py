@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 __all__ = [
-    "cross_entropy_per_example",
     "select_hard_set",
     "hypergradient",
     "hypergradient_autograd",
@@ -41,24 +40,27 @@ def _logits(X, W, b):
     return torch.addmm(b, X, W.T)
 
 
-def cross_entropy_per_example(X, y, W, b):
-    """Cross-entropy of the head ``(W, b)`` on each row of ``X`` (no graph)."""
-    with torch.no_grad():
-        logp = torch.log_softmax(_logits(X, W, b), dim=1)
-        return -logp.gather(1, y[:, None]).squeeze(1)
-
-
-def select_hard_set(X, y, W, b, hard_size, n_classes):
+def select_hard_set(logits, y, hard_size, n_classes):
     """Indices of the ``hard_size`` highest-loss rows of each class.
+
+    Parameters
+    ----------
+    logits : Tensor (n, C)
+        The current head's logits on the hard pool (computed once per epoch and
+        shared with the epoch's scoring).
+    y : LongTensor (n,)
+    hard_size : int
+    n_classes : int
 
     A class with fewer than ``hard_size`` rows contributes all of them. Ties are
     broken by row order, so the selection is deterministic.
 
     Returns
     -------
-    LongTensor of indices into ``X``, grouped by class.
+    LongTensor of indices into the rows, grouped by class.
     """
-    losses = cross_entropy_per_example(X, y, W, b)
+    with torch.no_grad():
+        losses = -torch.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
     picked = []
     for k in range(n_classes):
         members = torch.nonzero(y == k).squeeze(1)
@@ -334,16 +336,20 @@ def run_hsfm(
             "seconds": [],
         }
         best = None
+        with torch.no_grad():
+            logits = _logits(Xh, W, b)
         for epoch in range(1, n_epochs + 1):
             start = time.perf_counter()
             hard, outer_loss = _epoch(
-                H, Y, W, b, Xh, yh, Yh, support_opt, head_opt,
+                H, Y, W, b, Xh, yh, Yh, logits, support_opt, head_opt,
                 hard_size=hard_size, outer_steps=outer_steps,
                 inner_steps=inner_steps, inner_lr=inner_lr,
                 max_grad_norm=max_grad_norm,
             )  # fmt: skip
             with torch.no_grad():
-                pred = _logits(Xh, W, b).argmax(1).cpu().numpy()
+                # the new head's logits: scored now, and pick the next hard set
+                logits = _logits(Xh, W, b)
+                pred = logits.argmax(1).cpu().numpy()
             selection, accuracy = score(pred)
             seconds = time.perf_counter() - start
             for key, value in zip(
@@ -378,7 +384,7 @@ def run_hsfm(
 
 
 def _epoch(
-    H, Y, W, b, Xh, yh, Yh, support_opt, head_opt, *, hard_size, outer_steps,
+    H, Y, W, b, Xh, yh, Yh, logits, support_opt, head_opt, *, hard_size, outer_steps,
     inner_steps, inner_lr, max_grad_norm,
 ):  # fmt: skip
     """One HSFM epoch, updating ``H`` and the head ``(W, b)`` in place.
@@ -387,7 +393,7 @@ def _epoch(
     update the support embeddings ``outer_steps`` times, then train the head on
     them. Returns the hard set's indices and the mean outer loss.
     """
-    hard = select_hard_set(Xh, yh, W, b, hard_size, Y.shape[1])
+    hard = select_hard_set(logits, yh, hard_size, Y.shape[1])
     X_set, Y_set = Xh[hard], Yh[hard]
     losses = []
     for _ in range(outer_steps):

@@ -70,13 +70,13 @@ def test_select_hard_set_takes_highest_losses_per_class():
     W = torch.zeros(2, 4, dtype=torch.float64)
     b = torch.zeros(2, dtype=torch.float64)
     W[1, 0] = 5.0  # rows with x0=1 and y=0 get a high loss
-    idx = select_hard_set(X, y, W, b, hard_size=2, n_classes=2)
+    idx = select_hard_set(X @ W.T + b, y, hard_size=2, n_classes=2)
     assert idx.shape == (4,)
     assert (y[idx] == torch.tensor([0, 0, 1, 1])).all()
     # class-0 rows with x0 = 1 are 0, 4 and 8: equal losses, ties go by row order
     assert idx[:2].tolist() == [0, 4]
     # hard_size above a class's size takes the whole class
-    idx = select_hard_set(X, y, W, b, hard_size=100, n_classes=2)
+    idx = select_hard_set(X @ W.T + b, y, hard_size=100, n_classes=2)
     assert sorted(idx.tolist()) == list(range(12))
 
 
