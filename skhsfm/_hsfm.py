@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skhsfm._linear import LinearHeadMixin, initial_head, to_sklearn_head
-from skhsfm._validation import make_pools, selection_score, validate_support_pool
+from skhsfm._validation import fit_pools, selection_score
 
 __all__ = ["HSFMClassifier", "PRESETS"]
 
@@ -321,25 +321,14 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self : HSFMClassifier
             The fitted estimator.
         """
-        X, y_enc, groups, encoder = validate_support_pool(self, X, y, groups)
-        self.classes_ = encoder.classes_
         params = self._resolve_hyperparameters()
         self.hyperparameters_ = params
-        rng = check_random_state(self.random_state)
         from skhsfm._torch import resolve_device
 
         device = resolve_device(self.device)  # fail early on a bad device
-        pools = make_pools(
-            self,
-            X,
-            y_enc,
-            groups,
-            X_val,
-            y_val,
-            groups_val,
-            self.validation_fraction,
-            rng,
-            encoder,
+        rng = check_random_state(self.random_state)
+        pools, self.classes_ = fit_pools(
+            self, X, y, groups, X_val, y_val, groups_val, rng
         )
         n_classes = self.classes_.shape[0]
 
@@ -383,7 +372,7 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_ = to_sklearn_head(result.W * self.scale_, result.b)
         self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * self.scale_, b0)
         self.support_indices_ = pools.support_index[support]
-        self.support_init_ = X[self.support_indices_]
+        self.support_init_ = pools.X[support]
         self.support_edited_ = result.H / self.scale_
         self.support_labels_ = self.classes_[pools.y[support]]
         self.hard_pool_indices_ = pools.hard_index

@@ -218,3 +218,23 @@ def validate_support_pool(estimator, X, y, groups):
         )
     groups = check_groups(groups, X.shape[0], "groups")
     return X, encoder.transform(y), groups, encoder
+
+
+def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
+    """Validate a head estimator's ``fit`` arguments and build its two pools.
+
+    :func:`validate_support_pool` then :func:`make_pools` with the estimator's
+    ``validation_fraction``: the shared start of every head's ``fit``.
+
+    Returns
+    -------
+    pools : Pools
+    classes : ndarray
+        The sorted class labels (``classes_``); pool labels index into it.
+    """
+    X, y_enc, groups, encoder = validate_support_pool(estimator, X, y, groups)
+    pools = make_pools(
+        estimator, X, y_enc, groups, X_val, y_val, groups_val,
+        estimator.validation_fraction, random_state, encoder,
+    )  # fmt: skip
+    return pools, encoder.classes_

@@ -14,7 +14,7 @@ from skhsfm._linear import (
     softmax_head_proba,
     to_sklearn_head,
 )
-from skhsfm._validation import holdout_split, make_pools, validate_support_pool
+from skhsfm._validation import fit_pools, holdout_split
 
 __all__ = ["AFRClassifier"]
 
@@ -259,22 +259,11 @@ class AFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         """
         gammas = _check_grid(self.gamma, "gamma")
         lambdas = _check_grid(self.reg_lambda, "reg_lambda")
-        X, y_enc, groups, encoder = validate_support_pool(self, X, y, groups)
-        self.classes_ = encoder.classes_
-        n_classes = self.classes_.shape[0]
         rng = check_random_state(self.random_state)
-        pools = make_pools(
-            self,
-            X,
-            y_enc,
-            groups,
-            X_val,
-            y_val,
-            groups_val,
-            self.validation_fraction,
-            rng,
-            encoder,
+        pools, self.classes_ = fit_pools(
+            self, X, y, groups, X_val, y_val, groups_val, rng
         )
+        n_classes = self.classes_.shape[0]
         W0, b0 = initial_head(
             self.init_coef,
             self.init_intercept,

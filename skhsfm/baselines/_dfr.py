@@ -11,12 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skhsfm._linear import LinearHeadMixin
-from skhsfm._validation import (
-    holdout_split,
-    make_pools,
-    selection_score,
-    validate_support_pool,
-)
+from skhsfm._validation import fit_pools, holdout_split, selection_score
 from skhsfm.baselines._common import (
     balanced_subsample,
     cell_labels,
@@ -205,22 +200,11 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         Cs = _check_Cs(self.Cs)
-        X, y_enc, groups, encoder = validate_support_pool(self, X, y, groups)
-        self.classes_ = encoder.classes_
         if self.balance == "groups":
             _require_groups(X_val, groups, groups_val)
         rng = check_random_state(self.random_state)
-        pools = make_pools(
-            self,
-            X,
-            y_enc,
-            groups,
-            X_val,
-            y_val,
-            groups_val,
-            self.validation_fraction,
-            rng,
-            encoder,
+        pools, self.classes_ = fit_pools(
+            self, X, y, groups, X_val, y_val, groups_val, rng
         )
         balance_by = pools.groups_hard if self.balance == "groups" else None
         cells = cell_labels(pools.y_hard, balance_by)
