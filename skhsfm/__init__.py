@@ -7,6 +7,7 @@ Meta-Learning). Importing the package does not import torch.
 __version__ = "0.1.0"
 
 from skhsfm._hsfm import PRESETS, HSFMClassifier
+from skhsfm._linear import LinearHead
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 from skhsfm.embedding import BackboneEmbedder
 from skhsfm.metrics import (
@@ -31,6 +32,7 @@ __all__ = [
     "DFRClassifier",
     "ERMHeadClassifier",
     "GroupStratifiedKFold",
+    "LinearHead",
     "GroupAccuracyReport",
     "group_accuracy_report",
     "group_weighted_accuracy",

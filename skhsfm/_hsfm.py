@@ -4,12 +4,11 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 
-from skhsfm._linear import LinearHeadMixin, initial_head, to_sklearn_head
-from skhsfm._validation import fit_pools, selection_score
+from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
+from skhsfm._linear import to_sklearn_head
+from skhsfm._sklearn_compat import Interval, StrOptions
+from skhsfm.metrics._engine import selection_score
 
 __all__ = ["HSFMClassifier", "PRESETS"]
 
@@ -69,7 +68,8 @@ _DEFAULTS = dict(
 _HYPERPARAMETERS = tuple(_DEFAULTS)
 
 
-class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
+@fill_doc
+class HSFMClassifier(InitializedHead):
     """Linear head retrained by Hard-Set-Guided Feature-Space Meta-Learning.
 
     The backbone stays frozen: ``X`` holds its embeddings. HSFM starts from an ERM
@@ -114,21 +114,10 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         preset's value, else 0.1.
     n_epochs : int, default=None
         Number of epochs. None means the preset's value, else 100.
-    validation_fraction : float, default=0.2
-        Share of ``X`` held out as the hard pool when ``X_val`` is not given,
-        stratified by group when ``groups`` are given, else by class.
-    init_coef : array-like of shape (n_classes, n_features) or (1, n_features), \
-            default=None
-        Coefficients of the initial (ERM) head in the space of ``X``, e.g. the
-        backbone's own last layer; ``(1, n_features)`` for two classes means the
-        ``LogisticRegression`` convention. None fits a multinomial logistic
-        regression on the support pool.
-    init_intercept : array-like of shape (n_classes,) or (1,), default=None
-        Intercept of the initial head; zeros when ``init_coef`` is given without
-        it. Ignored when ``init_coef`` is None.
-    erm_C : float, default=1.0
-        Inverse regularisation strength of the logistic regression that gives the
-        initial head when ``init_coef`` is None.
+    {validation_fraction}
+    {init_coef}
+    {init_intercept}
+    {erm_C}
     max_grad_norm : float, default=10.0
         Norm at which the gradient of the support embeddings is clipped.
     rescale : bool, default=True
@@ -137,9 +126,7 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         the paper's settings were tuned on). Predictions are then the same for
         ``X`` and ``c * X``; the fitted ``coef_`` is in the space of ``X``.
         False uses the embeddings as given.
-    device : str, default="auto"
-        Torch device for ``fit``: "auto" (CUDA when available, else CPU), "cpu",
-        "cuda", "cuda:1", ... Prediction always runs in numpy.
+    {device}
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out split and the support-set draw. With an int, ``fit``
         is bit-for-bit reproducible on CPU. torch's global RNG is never used.
@@ -171,11 +158,12 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         Rows of ``X`` held out as the hard pool, or None when ``X_val`` was given.
     hard_set_indices_ : ndarray
         Indices into the hard pool of the hard set of the selected epoch.
-    history_ : dict of lists
-        Per epoch: ``"epoch"``, ``"outer_loss"`` (mean hard-set loss of the
-        adapted head over the epoch's meta-updates), ``"worst_group_accuracy"``
-        and ``"mean_accuracy"`` of the head on the hard pool (worst-class
-        accuracy when no hard-pool groups are known), ``"seconds"``.
+    history_ : dict of ndarray
+        Per epoch: ``"epoch"``, ``"loss"`` (mean hard-set loss of the adapted
+        head over the epoch's meta-updates; ``"outer_loss"`` before 0.2),
+        ``"worst_group_accuracy"`` and ``"mean_accuracy"`` of the head on the
+        hard pool (worst-class accuracy when no hard-pool groups are known),
+        ``"seconds"``.
     best_epoch_ : int
         The selected epoch (1-based); ties go to the later epoch.
     best_score_ : float
@@ -224,9 +212,8 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     (3,)
     """
 
-    __metadata_request__fit = {"groups": True}
-
-    _parameter_constraints = {
+    _parameter_constraints: dict = {
+        **InitializedHead._parameter_constraints,
         "preset": [StrOptions(set(PRESETS)), None],
         "support_size": [Interval(Integral, 1, None, closed="left"), None],
         "hard_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -235,15 +222,8 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         "outer_steps": [Interval(Integral, 0, None, closed="left"), None],
         "outer_lr": [Interval(Real, 0, None, closed="neither"), None],
         "n_epochs": [Interval(Integral, 1, None, closed="left"), None],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "init_coef": ["array-like", None],
-        "init_intercept": ["array-like", None],
-        "erm_C": [Interval(Real, 0, None, closed="neither")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither")],
         "rescale": ["boolean"],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -285,6 +265,12 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    @property
+    def history_(self):
+        if "_history" not in vars(self):
+            raise AttributeError("'HSFMClassifier' object has no attribute 'history_'")
+        return RenamedKeys(self._history, {"outer_loss": ("loss", "0.3")})
+
     def _resolve_hyperparameters(self):
         base = PRESETS[self.preset] if self.preset is not None else _DEFAULTS
         return {
@@ -292,56 +278,15 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
             for name in _HYPERPARAMETERS
         }
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, groups=None, *, X_val=None, y_val=None, groups_val=None):
-        """Fit the head by HSFM.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Support pool: embeddings the support set is drawn from (the training
-            split in the paper).
-        y : array-like of shape (n_samples,)
-            Class labels of ``X``.
-        groups : array-like of shape (n_samples,), default=None
-            Group (class x attribute) of each row of ``X``. Used to stratify the
-            hold-out and, when the hard pool is held out from ``X``, to select the
-            epoch by worst-group accuracy.
-        X_val : array-like of shape (n_val, n_features), default=None
-            Hard pool (held-out data, the validation split in the paper). None
-            holds out ``validation_fraction`` of ``X``.
-        y_val : array-like of shape (n_val,), default=None
-            Labels of ``X_val``; required with ``X_val``.
-        groups_val : array-like of shape (n_val,), default=None
-            Groups of ``X_val``; without them the epoch is selected by
-            worst-class accuracy.
-
-        Returns
-        -------
-        self : HSFMClassifier
-            The fitted estimator.
-        """
+    def _fit(self, X, y, groups, X_val, y_val, groups_val):
         params = self._resolve_hyperparameters()
         self.hyperparameters_ = params
         from skhsfm._torch import resolve_device
 
         device = resolve_device(self.device)  # fail early on a bad device
-        rng = check_random_state(self.random_state)
-        pools, self.classes_ = fit_pools(
-            self, X, y, groups, X_val, y_val, groups_val, rng
-        )
-        n_classes = self.classes_.shape[0]
-
+        pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
         self.scale_ = _rms_scale(pools.X) if self.rescale else 1.0
-        W0, b0 = initial_head(
-            self.init_coef,
-            self.init_intercept,
-            pools.X,
-            pools.y,
-            n_classes,
-            C=self.erm_C,
-            feature_scale=self.scale_,
-        )
+        W0, b0 = self._initial_head(pools, feature_scale=self.scale_)
         support = _draw_support(pools.y, self.classes_, params["support_size"], rng)
 
         from skhsfm._meta import run_hsfm
@@ -377,16 +322,10 @@ class HSFMClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.support_labels_ = self.classes_[pools.y[support]]
         self.hard_pool_indices_ = pools.hard_index
         self.hard_set_indices_ = result.hard_set
-        self.history_ = result.history
+        self._history = result.history
         self.best_epoch_ = result.best_epoch
         self.best_score_ = result.best_score
         self.n_iter_ = params["n_epochs"]
-        return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags
 
 
 def _rms_scale(X, block=4096):

@@ -1,28 +1,155 @@
-"""Numpy prediction for fitted linear heads (shared by every head estimator).
+"""Linear heads in numpy: the value type, the prediction mixin, the initial head.
 
-A fitted head is ``coef_`` (``(n_classes, n_features)``, or ``(1, n_features)``
+A fitted head is ``coef`` (``(n_classes, n_features)``, or ``(1, n_features)``
 for two classes, like :class:`~sklearn.linear_model.LogisticRegression`),
-``intercept_`` and ``classes_``. Prediction never needs torch.
+``intercept`` and ``classes``. Two classes use a sigmoid of one score (positive
+class ``classes[1]``); more use a softmax over one score per class. Prediction
+never needs torch.
+
+Inside the fitting code heads are kept with one row per class (``W, b``, the
+*softmax* form); :func:`to_softmax_head` and :func:`to_sklearn_head` convert.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-__all__ = ["LinearHeadMixin"]
+__all__ = ["LinearHead", "LinearHeadMixin"]
+
+
+def _scores(X, coef, intercept):
+    scores = X @ np.asarray(coef, dtype=np.float64).T + intercept
+    return scores.ravel() if scores.shape[1] == 1 else scores
+
+
+def _labels(scores, classes):
+    if scores.ndim == 1:
+        return classes[(scores > 0).astype(int)]
+    return classes[np.argmax(scores, axis=1)]
+
+
+def _proba(scores):
+    if scores.ndim == 1:
+        positive = expit(scores)
+        return np.column_stack([1.0 - positive, positive])
+    return softmax(scores, axis=1)
+
+
+def _log_proba(scores):
+    if scores.ndim == 1:
+        return np.column_stack([log_expit(-scores), log_expit(scores)])
+    return log_softmax(scores, axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearHead:
+    """A linear classifier head as plain arrays, with numpy prediction.
+
+    The value type behind every fitted head of the package, and a way to use a
+    head that comes from elsewhere (a backbone's own last layer, the initial
+    head of an HSFM fit) with the same conventions.
+
+    Parameters
+    ----------
+    coef : array-like of shape (n_classes, n_features) or (1, n_features)
+        Weights; one row for two classes means a sigmoid of one score, as in
+        :class:`~sklearn.linear_model.LogisticRegression`.
+    intercept : array-like of shape (n_classes,) or (1,)
+        Biases.
+    classes : array-like of shape (n_classes,), default=None
+        Class labels; None means ``0 .. n_classes - 1``.
+
+    See Also
+    --------
+    LinearHead.from_softmax : Build from one row per class, also for two.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhsfm import LinearHead
+    >>> head = LinearHead([[1.0, -1.0]], [0.0], classes=["cat", "dog"])
+    >>> head.predict(np.array([[2.0, 0.0], [0.0, 2.0]])).tolist()
+    ['dog', 'cat']
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    classes: np.ndarray = None
+
+    def __post_init__(self):
+        coef = np.asarray(self.coef, dtype=np.float64)
+        intercept = np.asarray(self.intercept, dtype=np.float64).ravel()
+        if coef.ndim != 2 or coef.shape[0] < 1:
+            raise ValueError(
+                f"coef must be a 2-d array with one row per class (or one row for "
+                f"two classes); got shape {coef.shape}."
+            )
+        if intercept.shape[0] != coef.shape[0]:
+            raise ValueError(
+                f"intercept must have {coef.shape[0]} entries to match coef; got "
+                f"{intercept.shape[0]}."
+            )
+        n_classes = 2 if coef.shape[0] == 1 else coef.shape[0]
+        classes = (
+            np.arange(n_classes) if self.classes is None else np.asarray(self.classes)
+        )
+        if classes.ndim != 1 or classes.shape[0] != n_classes:
+            raise ValueError(
+                f"classes must list {n_classes} labels for a coef of shape "
+                f"{coef.shape}; got {classes.shape[0] if classes.ndim else 0}."
+            )
+        object.__setattr__(self, "coef", coef)
+        object.__setattr__(self, "intercept", intercept)
+        object.__setattr__(self, "classes", classes)
+
+    @classmethod
+    def from_softmax(cls, W, b, classes=None):
+        """A head from one weight row per class (two rows for two classes)."""
+        coef, intercept = to_sklearn_head(W, b)
+        return cls(coef, intercept, classes)
+
+    @property
+    def n_features(self):
+        """Number of input features."""
+        return self.coef.shape[1]
+
+    def softmax_weights(self):
+        """The head with one row per class, ``(W, b)`` (same probabilities)."""
+        return to_softmax_head(self.coef, self.intercept, self.classes.shape[0])
+
+    def decision_function(self, X):
+        """Linear scores: one per sample for two classes, else one per class."""
+        return _scores(np.asarray(X), self.coef, self.intercept)
+
+    def predict(self, X):
+        """Labels from ``classes``."""
+        return _labels(self.decision_function(X), self.classes)
+
+    def predict_proba(self, X):
+        """Class probabilities, columns following ``classes``."""
+        return _proba(self.decision_function(X))
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed stably."""
+        return _log_proba(self.decision_function(X))
 
 
 class LinearHeadMixin:
     """``decision_function`` / ``predict`` / ``predict_proba`` from a linear head.
 
-    Put it left of ``ClassifierMixin`` and ``BaseEstimator``:
-    ``class MyHead(LinearHeadMixin, ClassifierMixin, BaseEstimator)``. The
-    estimator's ``fit`` must set ``coef_``, ``intercept_``, ``classes_`` and
-    ``n_features_in_`` (via ``validate_data``). Two classes use a sigmoid of one
-    score (positive class ``classes_[1]``); more use a softmax over
-    ``n_classes`` scores.
+    Put it left of ``ClassifierMixin`` and ``BaseEstimator``. The estimator's
+    ``fit`` must set ``coef_``, ``intercept_``, ``classes_`` and
+    ``n_features_in_`` (via ``validate_data``); prediction then follows
+    :class:`LinearHead`.
     """
+
+    def _decision(self, X):
+        check_is_fitted(self, ("coef_", "intercept_", "classes_"))
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        return _scores(X, self.coef_, self.intercept_)
 
     def decision_function(self, X):
         """Linear scores ``X @ coef_.T + intercept_``.
@@ -38,10 +165,7 @@ class LinearHeadMixin:
             One score per sample for two classes (positive means
             ``classes_[1]``), else one score per class.
         """
-        check_is_fitted(self, ("coef_", "intercept_", "classes_"))
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        scores = X @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
-        return scores.ravel() if scores.shape[1] == 1 else scores
+        return self._decision(X)
 
     def predict(self, X):
         """Predict the class of each sample.
@@ -56,10 +180,7 @@ class LinearHeadMixin:
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            return self.classes_[(scores > 0).astype(int)]
-        return self.classes_[np.argmax(scores, axis=1)]
+        return _labels(self._decision(X), self.classes_)
 
     def predict_proba(self, X):
         """Class probabilities (sigmoid for two classes, softmax otherwise).
@@ -74,11 +195,7 @@ class LinearHeadMixin:
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            positive = expit(scores)
-            return np.column_stack([1.0 - positive, positive])
-        return softmax(scores, axis=1)
+        return _proba(self._decision(X))
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, computed stably.
@@ -92,10 +209,7 @@ class LinearHeadMixin:
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            return np.column_stack([log_expit(-scores), log_expit(scores)])
-        return log_softmax(scores, axis=1)
+        return _log_proba(self._decision(X))
 
 
 def to_softmax_head(coef, intercept, n_classes):

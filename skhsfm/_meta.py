@@ -330,7 +330,7 @@ def run_hsfm(
         head_opt = Adam([W, b], lr=inner_lr)
         history = {
             "epoch": [],
-            "outer_loss": [],
+            "loss": [],
             "worst_group_accuracy": [],
             "mean_accuracy": [],
             "seconds": [],
@@ -379,7 +379,7 @@ def run_hsfm(
             hard_best,
             epoch,
             selection,
-            history,
+            {key: np.asarray(values) for key, values in history.items()},
         )
 
 

@@ -1,8 +1,8 @@
-"""Input checks and pool handling shared by every head estimator in the package.
+"""Pure input checks shared by the estimators, the metrics and the splitters.
 
-Every estimator here fits on a *support pool* ``(X, y, groups)`` and selects or
-trains on a *hard pool* (held-out data): either the user's ``X_val, y_val,
-groups_val`` or a stratified hold-out of the support pool.
+Each check either returns the validated value or raises an error that names the
+argument, says what was received and what to do. Nothing here fits, splits or
+draws anything (that is :mod:`skhsfm._pools`).
 """
 
 import numpy as np
@@ -11,169 +11,77 @@ from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from skhsfm.metrics import _group_accuracies
+__all__ = [
+    "FLOAT_DTYPES",
+    "check_X",
+    "check_finite",
+    "check_groups",
+    "check_labels",
+    "validate_support_pool",
+]
 
 # float32 embeddings are used as they are (no float64 copy): fitting runs in
 # float32 torch anyway, and large pools would double their memory.
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
+def check_labels(values, name, n_samples=None, *, what="label"):
+    """One label per sample as a 1-d array, with no missing entries.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_samples,)
+    name : str
+        The argument's name, for messages.
+    n_samples : int or None, default=None
+        Required length; None skips the length check.
+    what : str, default="label"
+        What one entry is, for messages ("group label", "value", ...).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    array = np.asarray(values)
+    if array.ndim == 0:
+        raise ValueError(
+            f"{name} must be 1-dimensional (one {what} per sample); got the "
+            f"scalar {array.item()!r}."
+        )
+    try:
+        array = column_or_1d(array, warn=True)
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} must be 1-dimensional (one {what} per sample); got an array "
+            f"of shape {array.shape}."
+        ) from exc
+    if n_samples is not None and array.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {array.shape[0]} entries but X has {n_samples} rows; "
+            f"pass one {what} per sample."
+        )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf; every sample needs a {what}.")
+    if array.dtype.kind == "O":
+        missing = [
+            i
+            for i, v in enumerate(array)
+            if v is None or (isinstance(v, float) and not np.isfinite(v))
+        ]
+        if missing:
+            raise ValueError(
+                f"{name} contains None or NaN at position(s) {missing[:5]}"
+                f"{' ...' if len(missing) > 5 else ''}; every sample needs a "
+                f"{what}. Fill or drop those samples."
+            )
+    return array
+
+
 def check_groups(groups, n_samples, name="groups"):
     """Return ``groups`` as a 1-d array of length ``n_samples`` (or None)."""
     if groups is None:
         return None
-    groups = column_or_1d(np.asarray(groups), warn=True)
-    if groups.shape[0] != n_samples:
-        raise ValueError(
-            f"{name} has {groups.shape[0]} entries but X has {n_samples} rows; "
-            f"pass one group label per sample."
-        )
-    if groups.dtype.kind == "f" and not np.isfinite(groups).all():
-        raise ValueError(f"{name} contains NaN or inf; every sample needs a group.")
-    return groups
-
-
-def holdout_split(y, groups, validation_fraction, random_state):
-    """Split indices into (support, hard) pools, stratified by group or class.
-
-    Every stratum with at least two samples puts at least one sample in each
-    pool; a stratum with a single sample stays in the support pool.
-
-    Returns
-    -------
-    support_idx, hard_idx : ndarray of int
-        Sorted indices into ``y``.
-    """
-    strata = groups if groups is not None else y
-    _, inverse = np.unique(strata, return_inverse=True)
-    hard = []
-    for k in range(inverse.max() + 1):
-        members = np.flatnonzero(inverse == k)
-        if members.shape[0] < 2:
-            continue
-        n_hard = int(round(validation_fraction * members.shape[0]))
-        n_hard = min(max(n_hard, 1), members.shape[0] - 1)
-        hard.append(random_state.choice(members, size=n_hard, replace=False))
-    hard_idx = np.sort(np.concatenate(hard)) if hard else np.array([], dtype=int)
-    mask = np.ones(y.shape[0], dtype=bool)
-    mask[hard_idx] = False
-    return np.flatnonzero(mask), hard_idx
-
-
-class Pools:
-    """The support pool and the hard pool of one fit, as plain arrays.
-
-    Attributes
-    ----------
-    X, y, groups : support pool (``y`` encoded as 0..n_classes-1).
-    X_hard, y_hard, groups_hard : hard pool.
-    support_index : indices of the support pool into the ``X`` given to ``fit``.
-    hard_index : indices of the hard pool into ``X`` when it was held out from
-        it, else None (the hard pool is ``X_val``).
-    """
-
-    def __init__(
-        self, X, y, groups, X_hard, y_hard, groups_hard, support_index, hard_index
-    ):
-        self.X, self.y, self.groups = X, y, groups
-        self.X_hard, self.y_hard, self.groups_hard = X_hard, y_hard, groups_hard
-        self.support_index, self.hard_index = support_index, hard_index
-
-
-def make_pools(
-    estimator,
-    X,
-    y_enc,
-    groups,
-    X_val,
-    y_val,
-    groups_val,
-    validation_fraction,
-    random_state,
-    encoder,
-):
-    """Validate the held-out arguments and build the two pools.
-
-    Parameters
-    ----------
-    estimator : fitted-in-progress estimator (for ``validate_data`` on X_val).
-    X, y_enc, groups : validated support-pool arrays, ``y_enc`` already encoded.
-    X_val, y_val, groups_val : user's held-out data or None.
-    validation_fraction : float, used only when ``X_val`` is None.
-    random_state : numpy RandomState.
-    encoder : fitted ``LabelEncoder`` of the support-pool classes.
-    """
-    n_classes = encoder.classes_.shape[0]
-    if X_val is None:
-        if y_val is not None or groups_val is not None:
-            raise ValueError(
-                "y_val or groups_val was given without X_val; pass X_val, y_val "
-                "(and optionally groups_val) together."
-            )
-        support_idx, hard_idx = holdout_split(
-            y_enc, groups, validation_fraction, random_state
-        )
-        pools = Pools(
-            X[support_idx],
-            y_enc[support_idx],
-            None if groups is None else groups[support_idx],
-            X[hard_idx],
-            y_enc[hard_idx],
-            None if groups is None else groups[hard_idx],
-            support_idx,
-            hard_idx,
-        )
-        where = f"the hold-out of validation_fraction={validation_fraction} of X"
-    else:
-        if y_val is None:
-            raise ValueError(
-                "X_val was given without y_val; pass the held-out labels as y_val."
-            )
-        try:
-            X_val = validate_data(
-                estimator,
-                X_val,
-                reset=False,
-                dtype=FLOAT_DTYPES,
-                ensure_all_finite=False,
-            )
-        except ValueError as exc:
-            raise ValueError(f"X_val does not match X: {exc}") from exc
-        check_finite(X_val, "X_val")
-        y_val = column_or_1d(np.asarray(y_val), warn=True)
-        if y_val.shape[0] != X_val.shape[0]:
-            raise ValueError(
-                f"y_val has {y_val.shape[0]} entries but X_val has {X_val.shape[0]} "
-                "rows; pass one label per held-out sample."
-            )
-        unknown = np.setdiff1d(np.unique(y_val), encoder.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y_val contains classes absent from y: {unknown.tolist()}; the "
-                "held-out set must use the training classes."
-            )
-        groups_val = check_groups(groups_val, X_val.shape[0], "groups_val")
-        pools = Pools(
-            X,
-            y_enc,
-            groups,
-            X_val,
-            encoder.transform(y_val),
-            groups_val,
-            np.arange(X.shape[0]),
-            None,
-        )
-        where = "X_val"
-    present = np.unique(pools.y_hard)
-    if present.shape[0] < n_classes:
-        missing = np.setdiff1d(np.arange(n_classes), present)
-        raise ValueError(
-            f"classes {encoder.classes_[missing].tolist()} have no example in the "
-            f"hard pool ({where}); every class needs held-out examples. Pass an "
-            "X_val/y_val covering all classes or give each class at least two "
-            "samples in y."
-        )
-    return pools
+    return check_labels(groups, name, n_samples, what="group label")
 
 
 def check_finite(X, name="X"):
@@ -194,14 +102,6 @@ def check_X(X, name="X"):
     return check_finite(X, name)
 
 
-def selection_score(y_true, y_pred, groups):
-    """Worst-group accuracy when groups are known, else worst-class accuracy,
-    plus the mean accuracy: the numbers models are selected by."""
-    strata = y_true if groups is None else groups
-    accuracies = _group_accuracies(y_true, y_pred, strata)[1]
-    return float(accuracies.min()), float(np.mean(y_true == y_pred))
-
-
 def validate_support_pool(estimator, X, y, groups):
     """Validate the support pool; return ``X, y_enc, groups, encoder``.
 
@@ -218,23 +118,3 @@ def validate_support_pool(estimator, X, y, groups):
         )
     groups = check_groups(groups, X.shape[0], "groups")
     return X, encoder.transform(y), groups, encoder
-
-
-def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
-    """Validate a head estimator's ``fit`` arguments and build its two pools.
-
-    :func:`validate_support_pool` then :func:`make_pools` with the estimator's
-    ``validation_fraction``: the shared start of every head's ``fit``.
-
-    Returns
-    -------
-    pools : Pools
-    classes : ndarray
-        The sorted class labels (``classes_``); pool labels index into it.
-    """
-    X, y_enc, groups, encoder = validate_support_pool(estimator, X, y, groups)
-    pools = make_pools(
-        estimator, X, y_enc, groups, X_val, y_val, groups_val,
-        estimator.validation_fraction, random_state, encoder,
-    )  # fmt: skip
-    return pools, encoder.classes_

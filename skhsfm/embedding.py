@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_memory
 
 from skhsfm._images import as_image_sequence, fingerprint_images, to_pil_rgb
+from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
 
 __all__ = ["BackboneEmbedder"]
 
@@ -216,7 +216,7 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ public API
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Check the parameters; the embedder learns nothing from data.
 

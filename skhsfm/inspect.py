@@ -29,7 +29,6 @@ selected or changed.
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from skhsfm._inspect_plots import (
     plot_edit_projection,
@@ -37,6 +36,7 @@ from skhsfm._inspect_plots import (
     plot_retrieval,
     plot_training_curves,
 )
+from skhsfm._sklearn_compat import Interval, StrOptions, validate_params
 from skhsfm._validation import check_X
 
 __all__ = [

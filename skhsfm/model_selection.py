@@ -12,7 +12,8 @@ import warnings
 
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator, StratifiedKFold
-from sklearn.utils.validation import column_or_1d
+
+from skhsfm._validation import check_groups
 
 __all__ = ["GroupStratifiedKFold"]
 
@@ -138,14 +139,7 @@ class GroupStratifiedKFold(BaseCrossValidator):
                 "`cross_validate(..., groups=groups)` with routing off."
             )
         n_samples = X.shape[0] if hasattr(X, "shape") else len(X)
-        groups = column_or_1d(np.asarray(groups), warn=True)
-        if groups.shape[0] != n_samples:
-            raise ValueError(
-                f"groups has {groups.shape[0]} entries but X has {n_samples} rows; "
-                "pass one group label per sample."
-            )
-        if groups.dtype.kind == "f" and not np.isfinite(groups).all():
-            raise ValueError("groups contains NaN or inf; every sample needs a group.")
+        groups = check_groups(groups, n_samples)
         if self.n_splits > n_samples:
             raise ValueError(
                 f"n_splits={self.n_splits} is greater than the number of samples "

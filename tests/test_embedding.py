@@ -16,8 +16,8 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks
-from sklearn.utils._param_validation import InvalidParameterError
 
+from skhsfm._sklearn_compat import InvalidParameterError
 from skhsfm.embedding import BackboneEmbedder
 
 torch = pytest.importorskip("torch")

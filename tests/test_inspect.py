@@ -7,9 +7,9 @@ import textwrap
 import numpy as np
 import pytest
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import InvalidParameterError
 
 from skhsfm import HSFMClassifier
+from skhsfm._sklearn_compat import InvalidParameterError
 from skhsfm.datasets import make_spurious_embeddings
 from skhsfm.inspect import (
     EditRetrieval,

@@ -4,17 +4,11 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
 
-from skhsfm._linear import (
-    LinearHeadMixin,
-    initial_head,
-    softmax_head_proba,
-    to_sklearn_head,
-)
-from skhsfm._validation import fit_pools, holdout_split
+from skhsfm._base import InitializedHead, fill_doc
+from skhsfm._linear import softmax_head_proba, to_sklearn_head
+from skhsfm._pools import holdout_split
+from skhsfm._sklearn_compat import Interval
 
 __all__ = ["AFRClassifier"]
 
@@ -48,7 +42,8 @@ def _afr_weights(p_true, y, gamma):
     return weights / weights.sum()
 
 
-class AFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
+@fill_doc
+class AFRClassifier(InitializedHead):
     """Automatic Feature Reweighting: retrain an ERM head on held-out data,
     up-weighting the examples it gets wrong (Qiu et al., 2023).
 
@@ -78,19 +73,11 @@ class AFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     selection_fraction : float in (0, 1), default=0.5
         Fraction of the hard pool (stratified by group, else class) kept to
         select the epoch, γ and λ; the rest is reweighted and trained on.
-    validation_fraction : float in (0, 1), default=0.2
-        Fraction of ``X`` held out as the hard pool when ``X_val`` is None.
-    init_coef : array-like of shape (n_classes, n_features) or (1, n_features), \
-            default=None
-        The ERM head to start from (e.g. the backbone's own last layer), in
-        :class:`~sklearn.linear_model.LogisticRegression`'s convention. None
-        fits a multinomial logistic regression on the support pool.
-    init_intercept : array-like of shape (n_classes,) or (1,), default=None
-        Its biases (zeros when None and ``init_coef`` is given).
-    erm_C : float, default=1.0
-        Inverse L2 strength of the ERM head fit when ``init_coef`` is None.
-    device : str, default="auto"
-        Torch device for training (``"auto"``, ``"cpu"``, ``"cuda"``...).
+    {validation_fraction}
+    {init_coef}
+    {init_intercept}
+    {erm_C}
+    {device}
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out and the reweighting/selection split (training
         itself is deterministic full-batch descent).
@@ -121,7 +108,7 @@ class AFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         Selection worst-group (or worst-class) accuracy at the selected point.
     grid_scores_ : ndarray of shape (n_gamma, n_lambda)
         Best selection worst-group (or worst-class) accuracy of every (γ, λ).
-    history_ : dict of lists
+    history_ : dict of ndarray
         Per epoch for the selected (γ, λ): ``"epoch"``, ``"loss"`` (weighted
         cross-entropy plus penalty before the step), ``"worst_group_accuracy"``
         (worst-class without groups) and ``"mean_accuracy"`` on the selection
@@ -181,22 +168,14 @@ class AFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     True
     """
 
-    __metadata_request__fit = {"groups": True}
-
-    _parameter_constraints = {
+    _parameter_constraints: dict = {
+        **InitializedHead._parameter_constraints,
         "gamma": [Interval(Real, 0, None, closed="left"), "array-like"],
         "reg_lambda": [Interval(Real, 0, None, closed="left"), "array-like"],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "selection_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "init_coef": ["array-like", None],
-        "init_intercept": ["array-like", None],
-        "erm_C": [Interval(Real, 0, None, closed="neither")],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -230,48 +209,11 @@ class AFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, groups=None, *, X_val=None, y_val=None, groups_val=None):
-        """Fit the ERM head (unless given), then reweight and retrain it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Support pool (training embeddings) the ERM head is fit on.
-        y : array-like of shape (n_samples,)
-            Class labels of ``X``.
-        groups : array-like of shape (n_samples,), default=None
-            Group of each row of ``X``; used only to stratify the hold-out and
-            to select on it when ``X_val`` is None.
-        X_val : array-like of shape (n_val, n_features), default=None
-            Hard pool (held-out embeddings). None holds out
-            ``validation_fraction`` of ``X``.
-        y_val : array-like of shape (n_val,), default=None
-            Labels of ``X_val``; required with ``X_val``.
-        groups_val : array-like of shape (n_val,), default=None
-            Groups of ``X_val``, used only for selection; without them the
-            selection is by worst-class accuracy.
-
-        Returns
-        -------
-        self : AFRClassifier
-            The fitted estimator.
-        """
+    def _fit(self, X, y, groups, X_val, y_val, groups_val):
         gammas = _check_grid(self.gamma, "gamma")
         lambdas = _check_grid(self.reg_lambda, "reg_lambda")
-        rng = check_random_state(self.random_state)
-        pools, self.classes_ = fit_pools(
-            self, X, y, groups, X_val, y_val, groups_val, rng
-        )
-        n_classes = self.classes_.shape[0]
-        W0, b0 = initial_head(
-            self.init_coef,
-            self.init_intercept,
-            pools.X,
-            pools.y,
-            n_classes,
-            C=self.erm_C,
-        )
+        pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
+        W0, b0 = self._initial_head(pools)
         reweight, select = holdout_split(
             pools.y_hard, pools.groups_hard, self.selection_fraction, rng
         )
@@ -312,22 +254,16 @@ class AFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.best_epoch_ = epoch + 1
         self.best_score_ = float(result["worst"][g, lam, epoch])
         self.grid_scores_ = result["worst"].max(axis=2)
-        self.history_ = {
-            "epoch": list(range(1, self.n_epochs + 1)),
-            "loss": result["loss"][g, lam].tolist(),
-            "worst_group_accuracy": result["worst"][g, lam].tolist(),
-            "mean_accuracy": result["mean"][g, lam].tolist(),
-        }
+        self.history_ = dict(
+            epoch=np.arange(1, self.n_epochs + 1),
+            loss=result["loss"][g, lam],
+            worst_group_accuracy=result["worst"][g, lam],
+            mean_accuracy=result["mean"][g, lam],
+        )
         self.n_iter_ = self.n_epochs
         self.reweight_indices_ = reweight
         self.selection_indices_ = select
         self.hard_pool_indices_ = pools.hard_index
-        return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags
 
 
 def _check_grid(value, name):

@@ -4,18 +4,17 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 
-from skhsfm._linear import LinearHeadMixin
-from skhsfm._validation import fit_pools, holdout_split, selection_score
+from skhsfm._base import HeldOutHead, fill_doc
+from skhsfm._pools import holdout_split
+from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm.baselines._common import (
     balanced_subsample,
     cell_labels,
 )
+from skhsfm.metrics._engine import selection_score
 
 __all__ = ["DFRClassifier"]
 
@@ -23,7 +22,8 @@ __all__ = ["DFRClassifier"]
 DFR_CS = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 
 
-class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
+@fill_doc
+class DFRClassifier(HeldOutHead):
     """Deep Feature Reweighting: an L1 logistic head retrained on group-balanced
     held-out embeddings (Kirichenko, Izmailov and Wilson, 2022).
 
@@ -56,9 +56,7 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         ``X``, else ``groups_val``). ``"classes"`` balances classes only (a
         variant for data without group labels); groups, when given, are then
         still used to tune ``C``.
-    validation_fraction : float in (0, 1), default=0.2
-        Fraction of ``X`` held out (stratified by group) as the hard pool when
-        ``X_val`` is None.
+    {validation_fraction}
     max_iter : int, default=1000
         Iteration limit of each logistic-regression fit.
     random_state : int, RandomState instance or None, default=None
@@ -143,15 +141,12 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     4
     """
 
-    __metadata_request__fit = {"groups": True}
-
-    _parameter_constraints = {
+    _parameter_constraints: dict = {
+        **HeldOutHead._parameter_constraints,
         "Cs": [Interval(Real, 0, None, closed="neither"), "array-like"],
         "n_models": [Interval(Integral, 1, None, closed="left")],
         "balance": [StrOptions({"groups", "classes"})],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -171,41 +166,11 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, groups=None, *, X_val=None, y_val=None, groups_val=None):
-        """Fit the averaged L1 head on group-balanced subsamples of the hard pool.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Support pool (training embeddings): gives the standardisation, and
-            the hard pool when ``X_val`` is None.
-        y : array-like of shape (n_samples,)
-            Class labels of ``X``.
-        groups : array-like of shape (n_samples,), default=None
-            Group of each row of ``X``; required with ``balance="groups"`` when
-            ``X_val`` is None.
-        X_val : array-like of shape (n_val, n_features), default=None
-            Hard pool (held-out embeddings DFR retrains on). None holds out
-            ``validation_fraction`` of ``X``.
-        y_val : array-like of shape (n_val,), default=None
-            Labels of ``X_val``; required with ``X_val``.
-        groups_val : array-like of shape (n_val,), default=None
-            Groups of ``X_val``; required with ``X_val`` and
-            ``balance="groups"``.
-
-        Returns
-        -------
-        self : DFRClassifier
-            The fitted estimator.
-        """
+    def _fit(self, X, y, groups, X_val, y_val, groups_val):
         Cs = _check_Cs(self.Cs)
         if self.balance == "groups":
             _require_groups(X_val, groups, groups_val)
-        rng = check_random_state(self.random_state)
-        pools, self.classes_ = fit_pools(
-            self, X, y, groups, X_val, y_val, groups_val, rng
-        )
+        pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
         balance_by = pools.groups_hard if self.balance == "groups" else None
         cells = cell_labels(pools.y_hard, balance_by)
 
@@ -218,7 +183,7 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
             self.tuning_scores_ = np.array([np.nan])
             self.tuning_subsample_size_ = None
 
-        mean, scale = _standardisation(pools.X)
+        mean, scale = _standardization(pools.X)
         coefs, intercepts, subsamples, n_iter = [], [], [], 0
         for _ in range(self.n_models):
             idx, size = balanced_subsample(cells, rng)
@@ -239,7 +204,6 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.intercept_ = self.intercepts_.mean(axis=0) - self.coef_ @ mean
         self.hard_pool_indices_ = pools.hard_index
         self.n_iter_ = n_iter
-        return self
 
     def _l1_logreg(self, C, rng):
         multiclass = self.classes_.shape[0] > 2
@@ -268,7 +232,7 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         X_fit = pools.X_hard[fit_half][idx]
         y_fit = pools.y_hard[fit_half][idx]
         # the original standardises the tuning fit on its own training subsample
-        mean, scale = _standardisation(X_fit)
+        mean, scale = _standardization(X_fit)
         X_eval = (pools.X_hard[eval_half] - mean) / scale
         y_eval = pools.y_hard[eval_half]
         groups_eval = (
@@ -284,11 +248,6 @@ class DFRClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         scores = np.asarray(scores)
         # ties go to the first C in the grid, as in the original script
         return Cs[int(np.argmax(scores))], scores, size
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags
 
 
 def _check_Cs(Cs):
@@ -316,7 +275,7 @@ def _require_groups(X_val, groups, groups_val):
         )
 
 
-def _standardisation(X):
+def _standardization(X):
     """Mean and scale of ``X`` as StandardScaler computes them (scale 1 for
     constant features)."""
     scaler = StandardScaler().fit(X)

@@ -3,17 +3,16 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils._param_validation import Interval
 
-from skhsfm._linear import LinearHeadMixin
+from skhsfm._base import BaseHead
+from skhsfm._sklearn_compat import Interval
 from skhsfm._validation import validate_support_pool
 
 __all__ = ["ERMHeadClassifier"]
 
 
-class ERMHeadClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
+class ERMHeadClassifier(BaseHead):
     """Plain ERM linear head: multinomial logistic regression on the embeddings.
 
     The reference point for the group-robust heads: it is the head
@@ -67,9 +66,8 @@ class ERMHeadClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     1.0
     """
 
-    __metadata_request__fit = {"groups": True}
-
-    _parameter_constraints = {
+    _parameter_constraints: dict = {
+        **BaseHead._parameter_constraints,
         "C": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
@@ -78,26 +76,7 @@ class ERMHeadClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.C = C
         self.max_iter = max_iter
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, groups=None, *, X_val=None, y_val=None, groups_val=None):
-        """Fit the logistic-regression head on ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Embeddings.
-        y : array-like of shape (n_samples,)
-            Class labels.
-        groups : array-like of shape (n_samples,), default=None
-            Accepted and not used (checked for length).
-        X_val, y_val, groups_val : array-like, default=None
-            Accepted and not used.
-
-        Returns
-        -------
-        self : ERMHeadClassifier
-            The fitted estimator.
-        """
+    def _fit(self, X, y, groups, X_val, y_val, groups_val):
         X, y_enc, _, encoder = validate_support_pool(self, X, y, groups)
         model = LogisticRegression(C=self.C, max_iter=self.max_iter)
         model.fit(X, y_enc)
@@ -105,4 +84,3 @@ class ERMHeadClassifier(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self.coef_ = model.coef_.astype(np.float64)
         self.intercept_ = model.intercept_.astype(np.float64)
         self.n_iter_ = int(np.max(model.n_iter_))
-        return self

@@ -11,8 +11,8 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
 
+from skhsfm._sklearn_compat import Interval, validate_params
 from skhsfm._torch import make_generator, resolve_device, to_numpy, torch
 
 __all__ = ["ERMBackbone", "ImageTransform", "train_dominoes_backbone"]

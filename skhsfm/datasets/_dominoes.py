@@ -12,7 +12,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.datasets import load_digits, load_sample_images
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+
+from skhsfm._sklearn_compat import Interval, validate_params
+from skhsfm.datasets._common import balanced_counts
 
 __all__ = ["make_dominoes"]
 
@@ -80,18 +82,11 @@ def _partition_digits(digit_values, fractions, rng):
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
-def _balanced_counts(n, k, rng):
-    """n split into k near-equal integer counts; the extra ones go to random bins."""
-    counts = np.full(k, n // k)
-    counts[rng.permutation(k)[: n % k]] += 1
-    return counts
-
-
 def _sample_split(pool, classes_of_pool, n, n_classes, correlation, rng):
     """Digit-image indices and attributes for one split (balanced if correlation
     is None)."""
     sources, targets, attributes = [], [], []
-    for c, n_c in enumerate(_balanced_counts(n, n_classes, rng)):
+    for c, n_c in enumerate(balanced_counts(n, n_classes, rng)):
         members = pool[classes_of_pool == c]
         n_tiles = -(-n_c // members.shape[0])
         src = np.concatenate([rng.permutation(members) for _ in range(n_tiles)])

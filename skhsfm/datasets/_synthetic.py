@@ -4,7 +4,9 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+from skhsfm._sklearn_compat import Interval, StrOptions, validate_params
+from skhsfm.datasets._common import balanced_counts
 
 __all__ = ["make_spurious_embeddings"]
 
@@ -36,25 +38,19 @@ def _directions(n_features, n_classes, n_attributes, seed):
     return basis[:, :n_classes].T, basis[:, n_classes:].T
 
 
-def _counts(n, k, rng):
-    counts = np.full(k, n // k)
-    counts[rng.permutation(k)[: n % k]] += 1
-    return counts
-
-
 def _labels(n_samples, n_classes, n_attributes, correlation, rng):
     """Class-balanced labels; attributes correlated with the class (or balanced)."""
     ys, attrs = [], []
-    for c, n_c in enumerate(_counts(n_samples, n_classes, rng)):
+    for c, n_c in enumerate(balanced_counts(n_samples, n_classes, rng)):
         majority = c % n_attributes
         if correlation is None:
-            per_attr = _counts(n_c, n_attributes, rng)
+            per_attr = balanced_counts(n_c, n_attributes, rng)
         else:
             n_major = int(round(correlation * n_c))
             others = [a for a in range(n_attributes) if a != majority]
             per_attr = np.zeros(n_attributes, dtype=int)
             per_attr[majority] = n_major
-            per_attr[others] = _counts(n_c - n_major, len(others), rng)
+            per_attr[others] = balanced_counts(n_c - n_major, len(others), rng)
         attrs.append(np.repeat(np.arange(n_attributes), per_attr))
         ys.append(np.full(n_c, c))
     order = rng.permutation(n_samples)

@@ -1,0 +1,209 @@
+"""What every head estimator of the package shares.
+
+- :class:`BaseHead`: numpy prediction (:class:`~skhsfm._linear.LinearHeadMixin`),
+  ``groups`` requested by default under metadata routing, the uniform
+  ``fit(X, y, groups=None, *, X_val=None, y_val=None, groups_val=None)`` and the
+  ``non_deterministic`` tag.
+- :class:`HeldOutHead`: heads fit on a support pool and a hard pool
+  (``validation_fraction``, ``random_state``; DFR, AFR, HSFM).
+- :class:`InitializedHead`: held-out heads that start from an initial ERM head
+  and train with torch (``init_coef``, ``init_intercept``, ``erm_C``,
+  ``device``, ``verbose``; AFR, HSFM).
+
+Parameter and ``fit`` documentation shared by several heads is written once in
+:data:`PARAMETER_DOCS` and filled into docstrings by :func:`fill_doc`.
+"""
+
+import re
+import warnings
+from numbers import Real
+
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+
+from skhsfm._linear import LinearHeadMixin, initial_head
+from skhsfm._pools import fit_pools
+from skhsfm._sklearn_compat import Interval, fit_context
+
+__all__ = [
+    "BaseHead",
+    "HeldOutHead",
+    "RenamedKeys",
+    "InitializedHead",
+    "PARAMETER_DOCS",
+    "fill_doc",
+]
+
+#: Documentation of the parameters several heads share, by placeholder name.
+PARAMETER_DOCS = {
+    "validation_fraction": """\
+validation_fraction : float in (0, 1), default=0.2
+    Share of ``X`` held out as the hard pool when ``X_val`` is not given,
+    stratified by group when ``groups`` are given, else by class.""",
+    "init_coef": """\
+init_coef : array-like of shape (n_classes, n_features) or (1, n_features), \
+default=None
+    Coefficients of the initial (ERM) head in the space of ``X``, e.g. the
+    backbone's own last layer, in
+    :class:`~sklearn.linear_model.LogisticRegression`'s convention
+    (``(1, n_features)`` for two classes). None fits a multinomial logistic
+    regression on the support pool.""",
+    "init_intercept": """\
+init_intercept : array-like of shape (n_classes,) or (1,), default=None
+    Intercept of the initial head; zeros when ``init_coef`` is given without
+    it. Ignored when ``init_coef`` is None.""",
+    "erm_C": """\
+erm_C : float, default=1.0
+    Inverse L2 regularization strength of the logistic regression that gives
+    the initial head when ``init_coef`` is None.""",
+    "device": """\
+device : str, default="auto"
+    Torch device for ``fit``: "auto" (CUDA when available, else CPU), "cpu",
+    "cuda", "cuda:1", ... Prediction always runs in numpy.""",
+    "fit_parameters": """\
+X : array-like of shape (n_samples, n_features)
+    Support pool: the training embeddings.
+y : array-like of shape (n_samples,)
+    Class labels of ``X``.
+groups : array-like of shape (n_samples,), default=None
+    Group (class x attribute cell) of each row of ``X``. Stratifies the
+    hold-out and, when the hard pool is held out from ``X``, gives its groups.
+    Requested by default under metadata routing.
+X_val : array-like of shape (n_val, n_features), default=None
+    Hard pool: held-out embeddings (the validation split). None holds out
+    ``validation_fraction`` of ``X``.
+y_val : array-like of shape (n_val,), default=None
+    Labels of ``X_val``; required with ``X_val``.
+groups_val : array-like of shape (n_val,), default=None
+    Groups of ``X_val``. Without hard-pool groups, selection falls back to
+    worst-class accuracy.""",
+}
+
+_PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)\{(?P<name>[A-Za-z_]+)\}[ \t]*$", re.M)
+
+
+def fill_doc(obj):
+    """Replace lines ``{name}`` in ``obj.__doc__`` by :data:`PARAMETER_DOCS`
+    entries, indented like the placeholder. Unknown names are left alone."""
+
+    def replace(match):
+        text = PARAMETER_DOCS.get(match["name"])
+        if text is None:
+            return match[0]
+        return "\n".join(
+            match["indent"] + line if line else line for line in text.splitlines()
+        )
+
+    if obj.__doc__:
+        obj.__doc__ = _PLACEHOLDER.sub(replace, obj.__doc__)
+    return obj
+
+
+class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
+    """Base class of the package's linear heads.
+
+    Subclasses implement ``_fit(X, y, groups, X_val, y_val, groups_val)``,
+    which sets the fitted attributes (``coef_``, ``intercept_``, ``classes_``
+    and ``n_features_in_`` at least).
+    """
+
+    __metadata_request__fit = {"groups": True}
+
+    _parameter_constraints: dict = {}
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, groups=None, *, X_val=None, y_val=None, groups_val=None):
+        """Fit the head.
+
+        Parameters
+        ----------
+        {fit_parameters}
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._fit(X, y, groups, X_val, y_val, groups_val)
+        return self
+
+    def _fit(self, X, y, groups, X_val, y_val, groups_val):  # pragma: no cover
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if "random_state" in self._parameter_constraints:
+            tags.non_deterministic = self.random_state is None
+        return tags
+
+
+fill_doc(BaseHead.fit)
+
+
+class HeldOutHead(BaseHead):
+    """A head fit on a support pool and a hard pool (held-out data)."""
+
+    _parameter_constraints: dict = {
+        **BaseHead._parameter_constraints,
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
+    def _pools(self, X, y, groups, X_val, y_val, groups_val):
+        """Validate ``fit``'s arguments, set ``classes_`` and return
+        ``(pools, rng)``."""
+        rng = check_random_state(self.random_state)
+        pools, self.classes_ = fit_pools(
+            self, X, y, groups, X_val, y_val, groups_val, rng
+        )
+        return pools, rng
+
+
+class InitializedHead(HeldOutHead):
+    """A held-out head that starts from an initial ERM head and trains with torch."""
+
+    _parameter_constraints: dict = {
+        **HeldOutHead._parameter_constraints,
+        "init_coef": ["array-like", None],
+        "init_intercept": ["array-like", None],
+        "erm_C": [Interval(Real, 0, None, closed="neither")],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    def _initial_head(self, pools, feature_scale=1.0):
+        """The initial head as one row per class, acting on ``feature_scale * X``."""
+        return initial_head(
+            self.init_coef,
+            self.init_intercept,
+            pools.X,
+            pools.y,
+            self.classes_.shape[0],
+            C=self.erm_C,
+            feature_scale=feature_scale,
+        )
+
+
+class RenamedKeys(dict):
+    """A read-only view of a fitted ``history_`` dict whose renamed keys still
+    answer, with a ``FutureWarning``, for one more release.
+
+    Fitted state stays a plain dict of numpy arrays (``_history``); a head that
+    renamed a key exposes ``history_`` as a property returning this view.
+    """
+
+    def __init__(self, data, renamed):
+        super().__init__(data)
+        self._renamed = renamed
+
+    def __missing__(self, key):
+        if key in self._renamed:
+            new, version = self._renamed[key]
+            warnings.warn(
+                f"history_[{key!r}] was renamed history_[{new!r}] in 0.2 and will "
+                f"be removed in {version}; use history_[{new!r}].",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return self[new]
+        raise KeyError(key)

@@ -1,0 +1,186 @@
+"""The two pools every held-out head fits on.
+
+Every estimator here fits on a *support pool* ``(X, y, groups)`` and selects or
+trains on a *hard pool* (held-out data): either the user's ``X_val, y_val,
+groups_val`` or a stratified hold-out of the support pool. :func:`fit_pools` is
+the shared start of every head's ``fit``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils.validation import validate_data
+
+from skhsfm._validation import (
+    FLOAT_DTYPES,
+    check_finite,
+    check_groups,
+    check_labels,
+    validate_support_pool,
+)
+
+__all__ = ["Pools", "fit_pools", "holdout_split", "make_pools"]
+
+
+def holdout_split(y, groups, validation_fraction, random_state):
+    """Split indices into (support, hard) pools, stratified by group or class.
+
+    Every stratum with at least two samples puts at least one sample in each
+    pool; a stratum with a single sample stays in the support pool.
+
+    Returns
+    -------
+    support_idx, hard_idx : ndarray of int
+        Sorted indices into ``y``.
+    """
+    strata = groups if groups is not None else y
+    _, inverse = np.unique(strata, return_inverse=True)
+    hard = []
+    for k in range(inverse.max() + 1):
+        members = np.flatnonzero(inverse == k)
+        if members.shape[0] < 2:
+            continue
+        n_hard = int(round(validation_fraction * members.shape[0]))
+        n_hard = min(max(n_hard, 1), members.shape[0] - 1)
+        hard.append(random_state.choice(members, size=n_hard, replace=False))
+    hard_idx = np.sort(np.concatenate(hard)) if hard else np.array([], dtype=int)
+    mask = np.ones(y.shape[0], dtype=bool)
+    mask[hard_idx] = False
+    return np.flatnonzero(mask), hard_idx
+
+
+@dataclass
+class Pools:
+    """The support pool and the hard pool of one fit, as plain arrays.
+
+    Attributes
+    ----------
+    X, y, groups : support pool (``y`` encoded as 0..n_classes-1).
+    X_hard, y_hard, groups_hard : hard pool.
+    support_index : indices of the support pool into the ``X`` given to ``fit``.
+    hard_index : indices of the hard pool into ``X`` when it was held out from
+        it, else None (the hard pool is ``X_val``).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: object
+    X_hard: np.ndarray
+    y_hard: np.ndarray
+    groups_hard: object
+    support_index: np.ndarray
+    hard_index: object
+
+
+def _validate_held_out(estimator, X_val, y_val, groups_val, encoder):
+    """Validate the user's held-out set against the support pool."""
+    if y_val is None:
+        raise ValueError(
+            "X_val was given without y_val; pass the held-out labels as y_val."
+        )
+    try:
+        X_val = validate_data(
+            estimator, X_val, reset=False, dtype=FLOAT_DTYPES, ensure_all_finite=False
+        )
+    except ValueError as exc:
+        raise ValueError(f"X_val does not match X: {exc}") from exc
+    check_finite(X_val, "X_val")
+    y_val = check_labels(y_val, "y_val")
+    if y_val.shape[0] != X_val.shape[0]:
+        raise ValueError(
+            f"y_val has {y_val.shape[0]} entries but X_val has {X_val.shape[0]} "
+            "rows; pass one label per held-out sample."
+        )
+    unknown = np.setdiff1d(np.unique(y_val), encoder.classes_)
+    if unknown.size:
+        raise ValueError(
+            f"y_val contains classes absent from y: {unknown.tolist()}; the "
+            "held-out set must use the training classes."
+        )
+    groups_val = check_groups(groups_val, X_val.shape[0], "groups_val")
+    return X_val, encoder.transform(y_val), groups_val
+
+
+def make_pools(
+    estimator,
+    X,
+    y_enc,
+    groups,
+    X_val,
+    y_val,
+    groups_val,
+    validation_fraction,
+    random_state,
+    encoder,
+):
+    """Validate the held-out arguments and build the two pools.
+
+    Parameters
+    ----------
+    estimator : fitted-in-progress estimator (for ``validate_data`` on X_val).
+    X, y_enc, groups : validated support-pool arrays, ``y_enc`` already encoded.
+    X_val, y_val, groups_val : user's held-out data or None.
+    validation_fraction : float, used only when ``X_val`` is None.
+    random_state : numpy RandomState.
+    encoder : fitted ``LabelEncoder`` of the support-pool classes.
+    """
+    n_classes = encoder.classes_.shape[0]
+    if X_val is None:
+        if y_val is not None or groups_val is not None:
+            raise ValueError(
+                "y_val or groups_val was given without X_val; pass X_val, y_val "
+                "(and optionally groups_val) together."
+            )
+        support_idx, hard_idx = holdout_split(
+            y_enc, groups, validation_fraction, random_state
+        )
+        pools = Pools(
+            X[support_idx],
+            y_enc[support_idx],
+            None if groups is None else groups[support_idx],
+            X[hard_idx],
+            y_enc[hard_idx],
+            None if groups is None else groups[hard_idx],
+            support_idx,
+            hard_idx,
+        )
+        where = f"the hold-out of validation_fraction={validation_fraction} of X"
+    else:
+        X_val, y_val_enc, groups_val = _validate_held_out(
+            estimator, X_val, y_val, groups_val, encoder
+        )
+        pools = Pools(
+            X, y_enc, groups, X_val, y_val_enc, groups_val, np.arange(X.shape[0]), None
+        )
+        where = "X_val"
+    present = np.unique(pools.y_hard)
+    if present.shape[0] < n_classes:
+        missing = np.setdiff1d(np.arange(n_classes), present)
+        raise ValueError(
+            f"classes {encoder.classes_[missing].tolist()} have no example in the "
+            f"hard pool ({where}); every class needs held-out examples. Pass an "
+            "X_val/y_val covering all classes or give each class at least two "
+            "samples in y."
+        )
+    return pools
+
+
+def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
+    """Validate a head estimator's ``fit`` arguments and build its two pools.
+
+    :func:`~skhsfm._validation.validate_support_pool` then :func:`make_pools`
+    with the estimator's ``validation_fraction``: the shared start of every
+    held-out head's ``fit``.
+
+    Returns
+    -------
+    pools : Pools
+    classes : ndarray
+        The sorted class labels (``classes_``); pool labels index into it.
+    """
+    X, y_enc, groups, encoder = validate_support_pool(estimator, X, y, groups)
+    pools = make_pools(
+        estimator, X, y_enc, groups, X_val, y_val, groups_val,
+        estimator.validation_fraction, random_state, encoder,
+    )  # fmt: skip
+    return pools, encoder.classes_
