@@ -1,4 +1,5 @@
-"""skhsfm.inspect: edit statistics, retrieval, CLIP prompt scores, figures."""
+"""skhsfm.inspection: edit statistics, retrieval, CLIP prompt scores, projection,
+training curves; their dataclass results and figures; the deprecated aliases."""
 
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from sklearn.utils import Bunch
 from skhsfm import HSFMClassifier
 from skhsfm._sklearn_compat import InvalidParameterError
 from skhsfm.datasets import make_spurious_embeddings
-from skhsfm.inspect import (
+from skhsfm.inspection import (
     EditRetrieval,
     EditStatistics,
     PromptScores,
@@ -442,14 +443,11 @@ def test_figures_from_a_fitted_classifier(fitted, tmp_path):
             list(line.get_xdata()) == [clf.best_epoch_] * 2 for line in ax.get_lines()
         )
 
+    projection = edit_projection(
+        clf, Xv, y=yv, attribute=av, support_attribute=a[clf.support_indices_]
+    )
     fig = plot_edit_projection(
-        clf,
-        Xv,
-        y=yv,
-        attribute=av,
-        support_attribute=a[clf.support_indices_],
-        class_names=["zero", "one"],
-        path=tmp_path / "projection.png",
+        projection, class_names=["zero", "one"], path=tmp_path / "projection.png"
     )
     assert isinstance(fig, Figure)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -520,7 +518,7 @@ def test_projection_resolves_the_hard_set(fitted, fitted_holdout, tmp_path):
     # the support rows are never in the hard pool; their attribute comes from X
     assert not np.intersect1d(rows, clf.support_indices_).size
     np.testing.assert_array_equal(proj.support_attribute, a[clf.support_indices_])
-    _ = plot_edit_projection(clf, X, y=y, attribute=a, path=tmp_path / "p.png")
+    _ = plot_edit_projection(proj, path=tmp_path / "p.png")
     _assert_png(tmp_path / "p.png")
 
     with pytest.raises(ValueError, match="not the X the classifier was fit on"):
@@ -542,15 +540,15 @@ def test_import_and_figures_need_no_pyplot_or_torch():
         import sys
         import numpy as np
         from sklearn.utils import Bunch
-        import skhsfm.inspect as inspect
+        import skhsfm.inspection as inspection
         assert "matplotlib" not in sys.modules and "torch" not in sys.modules
         fake = Bunch(
-            history_={"epoch": [1, 2], "outer_loss": [1.0, 0.5],
+            history_={"epoch": [1, 2], "loss": [1.0, 0.5],
                       "worst_group_accuracy": [0.5, 0.7],
                       "mean_accuracy": [0.8, 0.9]},
             best_epoch_=2,
         )
-        inspect.plot_training_curves(fake)
+        inspection.plot_training_curves(fake)
         assert "matplotlib.pyplot" not in sys.modules
         assert "torch" not in sys.modules
         print("ok")
@@ -568,10 +566,10 @@ def test_projection_frames_the_data_when_edits_go_far(synthetic):
     edits[:3] = 100.0 * support.data[:3]  # three edits go far out
     fake = _fake(support, edits)
     fake.update(hard_set_indices_=np.arange(50), hard_pool_indices_=None)
-    framed = plot_edit_projection(fake, gallery.data)
+    proj = edit_projection(fake, gallery.data)
+    framed = plot_edit_projection(proj)
     ax = framed.axes[0]
     assert "3 edited points lie outside the frame" in ax.get_title()
-    proj = edit_projection(fake, gallery.data)
     data = np.vstack([proj.support_init, proj.hard])
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     edited = proj.support_edited
@@ -579,10 +577,10 @@ def test_projection_frames_the_data_when_edits_go_far(synthetic):
     inside &= (edited[:, 1] >= y0) & (edited[:, 1] <= y1)
     np.testing.assert_array_equal(np.flatnonzero(~inside), [0, 1, 2])
     assert ax.get_xlim()[0] <= data[:, 0].min() and ax.get_xlim()[1] >= data[:, 0].max()
-    everything = plot_edit_projection(fake, gallery.data, limits="all")
+    everything = plot_edit_projection(proj, limits="all")
     assert "outside the frame" not in everything.axes[0].get_title()
     (x0, x1), (y0, y1) = everything.axes[0].get_xlim(), everything.axes[0].get_ylim()
     assert x0 <= edited[:, 0].min() and x1 >= edited[:, 0].max()
     assert y0 <= edited[:, 1].min() and y1 >= edited[:, 1].max()
     with pytest.raises(ValueError, match="limits must be 'auto', 'all' or 'data'"):
-        plot_edit_projection(fake, gallery.data, limits="some")
+        plot_edit_projection(proj, limits="some")
