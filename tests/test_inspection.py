@@ -1,6 +1,9 @@
 """skhsfm.inspection: edit statistics, retrieval, CLIP prompt scores, projection,
 training curves; their dataclass results and figures; the deprecated aliases."""
 
+import dataclasses
+import importlib
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -9,13 +12,17 @@ import numpy as np
 import pytest
 from sklearn.utils import Bunch
 
+import skhsfm.inspection
 from skhsfm import HSFMClassifier
 from skhsfm._sklearn_compat import InvalidParameterError
+from skhsfm._table import format_table
 from skhsfm.datasets import make_spurious_embeddings
 from skhsfm.inspection import (
+    EditProjection,
     EditRetrieval,
     EditStatistics,
     PromptScores,
+    TrainingCurves,
     edit_projection,
     edit_retrieval,
     edit_statistics,
@@ -25,6 +32,7 @@ from skhsfm.inspection import (
     plot_retrieval,
     plot_training_curves,
     prompt_scores,
+    training_curves,
 )
 
 FAST = dict(n_epochs=4, support_size=8, hard_size=16, inner_steps=5, outer_steps=3)
@@ -551,6 +559,13 @@ def test_import_and_figures_need_no_pyplot_or_torch():
         inspection.plot_training_curves(fake)
         assert "matplotlib.pyplot" not in sys.modules
         assert "torch" not in sys.modules
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import skhsfm.inspect
+        assert [w.category for w in caught] == [FutureWarning], caught
+        assert "renamed skhsfm.inspection" in str(caught[0].message)
+        assert skhsfm.inspect.plot_training_curves is inspection.plot_training_curves
         print("ok")
         """
     )
@@ -584,3 +599,158 @@ def test_projection_frames_the_data_when_edits_go_far(synthetic):
     assert y0 <= edited[:, 1].min() and y1 >= edited[:, 1].max()
     with pytest.raises(ValueError, match="limits must be 'auto', 'all' or 'data'"):
         plot_edit_projection(proj, limits="some")
+
+
+# ------------------------------------------------- results, .plot, deprecations
+
+
+@pytest.mark.parametrize(
+    "cls, fields",
+    [
+        (
+            EditStatistics,
+            ["classes", "labels", "edit_norm", "relative_norm", "class_cosine"],
+        ),
+        (EditRetrieval, ["labels", "indices_before", "n_neighbors", "metric"]),
+        (PromptScores, ["prompt_names", "labels", "probabilities_before"]),
+        (EditProjection, ["support_init", "support_edited", "hard", "epoch"]),
+        (TrainingCurves, ["epoch", "loss", "best_epoch", "seconds"]),
+    ],
+)
+def test_results_are_dataclasses_with_explicit_fields(cls, fields):
+    assert dataclasses.is_dataclass(cls)
+    parameters = inspect.signature(cls).parameters
+    assert all(p.kind is not p.VAR_KEYWORD for p in parameters.values())
+    assert set(fields) <= set(parameters)
+    assert cls is EditStatistics or callable(cls.plot)  # statistics print only
+
+
+def test_edit_statistics_built_directly_prints_through_format_table():
+    stats = EditStatistics(
+        classes=np.array([0, 1]),
+        labels=np.array([0, 1, 1]),
+        edit_norm=np.array([1.0, 2.0, 4.0]),
+        relative_norm=np.array([0.5, 1.0, np.inf]),
+        class_cosine=np.array([0.0, np.nan, 1.0]),
+    )
+    assert stats.attribute_cosine is None
+    assert stats.summary[1] == pytest.approx(
+        {
+            "n": 2,
+            "edit_norm": 3.0,
+            "relative_norm": 1.0,  # inf skipped
+            "class_cosine": 1.0,  # nan skipped
+            "attribute_cosine": np.nan,
+            "abs_attribute_cosine": np.nan,
+        },
+        nan_ok=True,
+    )
+    expected = format_table(
+        ["class", "n", "edit norm", "relative", "cos(class)"],
+        [
+            ["0", 1, 1.0, 0.5, 0.0],
+            ["1", 2, 3.0, 1.0, 1.0],
+            ["all", 3, 7.0 / 3, 0.75, 0.5],
+        ],
+        title="EditStatistics: 3 support examples",
+    )
+    assert repr(stats) == expected
+
+
+def _figure_summary(fig):
+    """What two figures drawn from one result must share."""
+    out = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        out.append(
+            (
+                ax.get_title(),
+                ax.get_xlim(),
+                ax.get_ylim(),
+                [t.get_text() for t in legend.get_texts()] if legend else None,
+                [
+                    np.asarray(c.get_offsets()).round(12).tolist()
+                    for c in ax.collections
+                ],
+            )
+        )
+    return out
+
+
+def test_plot_methods_draw_the_plot_functions_figures(fitted):
+    clf, (X, y, a), (Xv, yv, av) = fitted
+    projection = edit_projection(clf, Xv, y=yv, attribute=av)
+    assert isinstance(projection, EditProjection)
+    assert projection.epoch == clf.best_epoch_
+    assert "EditProjection (epoch" in repr(projection)
+    assert _figure_summary(projection.plot(limits="all")) == _figure_summary(
+        plot_edit_projection(projection, limits="all")
+    )
+
+    retrieval = edit_retrieval(clf, Xv, gallery_y=yv, gallery_attribute=av)
+    images = np.zeros((Xv.shape[0], 4, 4), dtype=np.uint8)
+    support_images = images[: clf.support_init_.shape[0]]
+    method = retrieval.plot(support_images, images, n_examples=2)
+    function = plot_retrieval(retrieval, support_images, images, n_examples=2)
+    assert len(method.axes) == 2 * 3
+    assert _figure_summary(method) == _figure_summary(function)
+
+    curves = training_curves(clf)
+    assert _figure_summary(curves.plot()) == _figure_summary(
+        plot_training_curves(curves)
+    )
+    assert _figure_summary(plot_training_curves(clf)) == _figure_summary(curves.plot())
+
+    fake = Bunch(
+        support_init_=np.array([[3.0, 0.0], [0.0, 2.0]]),
+        support_edited_=np.array([[0.0, 5.0], [0.0, 1.0]]),
+        support_labels_=np.array(["bird", "fish"]),
+    )
+    scores = prompt_scores(fake, ["water", "land"], text_embeddings=np.eye(2))
+    assert _figure_summary(scores.plot(class_names={"bird": "B"})) == (
+        _figure_summary(plot_prompt_scores(scores, class_names={"bird": "B"}))
+    )
+    assert scores.plot().axes[0].get_title().startswith("class=bird (n=1)")
+
+
+def test_plots_take_result_objects(fitted):
+    clf, _, (Xv, yv, av) = fitted
+    with pytest.raises(TypeError, match="takes the EditRetrieval returned by"):
+        plot_retrieval(clf, [], [])
+    with pytest.raises(TypeError, match="takes the PromptScores returned by"):
+        plot_prompt_scores(clf)
+    with pytest.raises(TypeError, match="takes the EditProjection returned by"):
+        plot_edit_projection(clf)
+    projection = edit_projection(clf, Xv)
+    with pytest.raises(TypeError, match="X, y belong to edit_projection"):
+        plot_edit_projection(projection, Xv, y=yv)
+
+
+def test_plot_edit_projection_from_an_estimator_is_deprecated(fitted, tmp_path):
+    clf, (X, y, a), (Xv, yv, av) = fitted
+    kw = dict(y=yv, attribute=av, support_attribute=a[clf.support_indices_])
+    with pytest.warns(FutureWarning, match=r"call edit_projection\(estimator, X"):
+        old = plot_edit_projection(
+            clf, Xv, class_names=["zero", "one"], path=tmp_path / "old.png", **kw
+        )
+    new = edit_projection(clf, Xv, **kw).plot(class_names=["zero", "one"])
+    assert _figure_summary(old) == _figure_summary(new)
+    assert "zero" in _figure_summary(old)[0][3]
+    _assert_png(tmp_path / "old.png")
+    # a wrong limits is reported before anything is computed or warned
+    with pytest.raises(ValueError, match="limits must be"):
+        plot_edit_projection(clf, Xv, limits="none")
+
+
+def test_inspect_alias_module_warns_and_reexports():
+    """skhsfm.inspect stays one release; reload so that the warning is seen even
+    when another test imported it first."""
+    match = "skhsfm.inspect was renamed skhsfm.inspection"
+    with pytest.warns(FutureWarning, match=match):
+        if "skhsfm.inspect" in sys.modules:
+            alias = importlib.reload(sys.modules["skhsfm.inspect"])
+        else:
+            alias = importlib.import_module("skhsfm.inspect")
+    assert alias.__all__ == skhsfm.inspection.__all__
+    for name in skhsfm.inspection.__all__:
+        assert getattr(alias, name) is getattr(skhsfm.inspection, name)
