@@ -14,13 +14,16 @@ the small ERM CNN on the training split, embeds the three splits and fits
 - writes the figures ``training_curves.png``, ``projection.png`` and
   ``retrieval.png`` into ``--out``.
 
-The CLIP prompt view (:func:`skhsfm.inspect.prompt_scores`) needs CLIP image
+Each analysis of :mod:`skhsfm.inspection` returns a result object that prints
+as a table and draws its figure with ``.plot()``.
+
+The CLIP prompt view (:func:`skhsfm.inspection.prompt_scores`) needs CLIP image
 embeddings and weights, which this offline example does not have; with a CLIP
 ``BackboneEmbedder`` it is::
 
     scores = prompt_scores(clf, ["a photo of a china", "a photo of a flower"],
                            embedder=embedder)
-    print(scores); plot_prompt_scores(scores, path="prompts.png")
+    print(scores); scores.plot(path="prompts.png")
 
 Runs in about a minute or two on a CPU, most of it training the CNN.
 
@@ -39,13 +42,12 @@ from sklearn.utils import Bunch
 
 from skhsfm import HSFMClassifier
 from skhsfm.datasets import make_dominoes, train_dominoes_backbone
-from skhsfm.inspect import (
+from skhsfm.inspection import (
+    edit_projection,
     edit_retrieval,
     edit_statistics,
     mean_difference_direction,
-    plot_edit_projection,
-    plot_retrieval,
-    plot_training_curves,
+    training_curves,
 )
 from skhsfm.metrics import worst_group_accuracy
 
@@ -181,18 +183,18 @@ def main(argv=None):
         name: os.path.join(args.out, f"{name}.png")
         for name in ("training_curves", "projection", "retrieval")
     }
-    plot_training_curves(clf, path=paths["training_curves"])
-    plot_edit_projection(
+    curves = training_curves(clf)
+    print(curves, "\n")
+    curves.plot(path=paths["training_curves"])
+    projection = edit_projection(
         clf,
         X_val,
         y=val.target,
         attribute=val.attribute,
         support_attribute=support_attribute,
-        path=paths["projection"],
-        **names,
     )
-    plot_retrieval(
-        retrieval,
+    projection.plot(path=paths["projection"], **names)
+    retrieval.plot(
         train.images[clf.support_indices_],
         test.images,
         n_examples=8,
