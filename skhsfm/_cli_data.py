@@ -29,7 +29,7 @@ __all__ = [
 SPLITS = ("train", "val", "test")
 # Bump when the meaning of cached embedded-benchmark files changes.
 _CACHE_VERSION = 1
-_BACKBONE_LOGGER = "skhsfm.datasets._backbone"
+_BACKBONE_LOGGER = "skhsfm.datasets._dominoes_cnn"
 # What users can catch from loaders and the embedder: reported as one line.
 _USER_ERRORS = (OSError, ValueError, RuntimeError, ImportError, TypeError)
 
@@ -189,7 +189,7 @@ def _train_cnn(train_images, train_target, seed, settings, reporter):
     with reporter.epoch_bar(epochs, f"seed {seed}: backbone", _BACKBONE_LOGGER):
         backbone = train_dominoes_backbone(
             Bunch(images=train_images, target=train_target),
-            epochs=epochs,
+            n_epochs=epochs,
             random_state=seed,
             device=str(settings.device),
         )
@@ -215,7 +215,8 @@ def _cnn_embeddings(images, targets, groups, seed, settings, reporter):
         X = backbone.embed(images[split], device=str(settings.device))
         splits[split] = (X, targets[split], groups[split])
     embed_seconds = time.perf_counter() - tic
-    coef, intercept = backbone.head_weights(collapse_binary=True)
+    head = backbone.linear_head()
+    coef, intercept = head.coef, head.intercept
     return splits, (coef, intercept), train_seconds, embed_seconds
 
 

@@ -135,9 +135,9 @@ def test_rerun_reads_the_cache_and_gives_the_same_numbers(
     def fail(*args, **kwargs):
         raise AssertionError("the backbone was trained again")
 
-    import skhsfm.datasets._backbone as backbone_module
+    import skhsfm.datasets._dominoes_cnn as cnn_module
 
-    monkeypatch.setattr(backbone_module, "train_dominoes_backbone", fail)
+    monkeypatch.setattr(cnn_module, "train_dominoes_backbone", fail)
     again = out / "again"
     argv = TINY_EMBEDDED + ["--out", str(again), "--cache", str(out / "cache")]
     status, stdout, stderr = _run(argv, capsys)
