@@ -72,14 +72,18 @@ class Reporter:
         """An ``on_epoch`` callback advancing a bar of ``total`` epochs.
 
         For trainers such as :func:`~skhsfm.datasets.train_dominoes_backbone`
-        that call ``on_epoch(record)`` after every epoch; ``str(record)`` is
-        shown next to the bar. The bar is closed when the block ends.
+        that call ``on_epoch(record)`` after every epoch with an
+        :class:`~skhsfm.datasets.EpochRecord`; its loss and accuracy are shown
+        next to the bar. The bar is closed when the block ends.
         """
         bar = self.bar(total, desc, unit="epoch")
 
         def on_epoch(record):
             bar.update(1)
-            bar.set_postfix_str(str(record).partition(": ")[2][:60])
+            text = f"loss {record.loss:.4f}"
+            if record.accuracy is not None:
+                text += f", train accuracy {record.accuracy:.4f}"
+            bar.set_postfix_str(text)
 
         try:
             yield on_epoch
