@@ -78,7 +78,7 @@ def embed(data, args):
                 return stored["train"], stored["val"], stored["test"]
     tic = time.perf_counter()
     backbone = train_dominoes_backbone(
-        data.train, epochs=args.epochs, random_state=args.seed
+        data.train, n_epochs=args.epochs, random_state=args.seed, device="cpu"
     )
     splits = [backbone.embed(data[s].images) for s in ("train", "val", "test")]
     print(f"backbone trained and images embedded in {time.perf_counter() - tic:.0f}s")

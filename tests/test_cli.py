@@ -1,8 +1,12 @@
-"""Tests of the ``skhsfm`` command, called in-process through ``main``."""
+"""Tests of the ``skhsfm`` command, called in-process through ``main``.
+
+End to end: parsing, both commands, every source of embeddings. The pieces are
+tested next to their modules: ``test_cli_benchmark.py``, ``test_cli_speed.py``,
+``test_cli_sources.py``, ``test_cli_report.py`` and ``test_cli_common.py``.
+"""
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -11,8 +15,6 @@ from io import StringIO
 import numpy as np
 import pytest
 
-from skhsfm._cli_common import CLIError
-from skhsfm._cli_data import resolve_backbone
 from skhsfm.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -113,18 +115,6 @@ def test_embedded_benchmark_writes_csv_and_png(embedded_run):
     assert (out / "results.md").read_text().startswith("skhsfm benchmark")
 
 
-def test_figure_is_skipped_without_matplotlib(tmp_path, monkeypatch):
-    from skhsfm._cli_report import write_figure
-
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    stat = {"mean": 0.5, "std": 0.0}
-    summary = [
-        {"method": "HSFM", "group_accuracy": {"a": stat}, "worst_group_accuracy": stat}
-    ]
-    assert write_figure(tmp_path / "f.png", summary, ["a"], "title") is None
-    assert not (tmp_path / "f.png").exists()
-
-
 def test_rerun_reads_the_cache_and_gives_the_same_numbers(
     embedded_run, capsys, monkeypatch
 ):
@@ -135,9 +125,9 @@ def test_rerun_reads_the_cache_and_gives_the_same_numbers(
     def fail(*args, **kwargs):
         raise AssertionError("the backbone was trained again")
 
-    import skhsfm.datasets._backbone as backbone_module
+    import skhsfm.datasets._dominoes_cnn as cnn_module
 
-    monkeypatch.setattr(backbone_module, "train_dominoes_backbone", fail)
+    monkeypatch.setattr(cnn_module, "train_dominoes_backbone", fail)
     again = out / "again"
     argv = TINY_EMBEDDED + ["--out", str(again), "--cache", str(out / "cache")]
     status, stdout, stderr = _run(argv, capsys)
@@ -238,55 +228,27 @@ def test_help_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize(
-    "args, expected",
-    [
-        ((None, None, None, "dominoes"), {"kind": "dominoes-cnn"}),
-        (
-            (None, None, None, "waterbirds"),
-            {"backbone": "torchvision", "model_name": "resnet50"},
-        ),
-        (
-            ("resnet18", None, "none", "waterbirds"),
-            {"backbone": "torchvision", "pretrained": None},
-        ),
-        (
-            ("ViT-B-32", "/w/clip.safetensors", None, "celeba"),
-            {"backbone": "open_clip", "pretrained": "/w/clip.safetensors"},
-        ),
-        (
-            ("open_clip:RN50", "openai", None, "celeba"),
-            {"backbone": "open_clip", "model_name": "RN50"},
-        ),
-        (
-            ("local-dir:/w/model", None, None, "metashift"),
-            {"backbone": "open_clip", "model_name": "local-dir:/w/model"},
-        ),
-    ],
-)
-def test_resolve_backbone(args, expected):
-    spec = resolve_backbone(*args)
-    assert {key: spec[key] for key in expected} == expected
+def test_import_stays_light():
+    code = (
+        "import sys, skhsfm.cli, skhsfm.cli.benchmark, skhsfm.cli.speed\n"
+        "import skhsfm.cli._sources, skhsfm.cli._report, skhsfm.cli._common\n"
+        "heavy = {'torch', 'matplotlib', 'tqdm'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_resolve_backbone_defaults_to_imagenet_weights():
-    spec = resolve_backbone(None, None, None, "waterbirds")
-    assert spec["pretrained"] == "IMAGENET1K_V1"
+@pytest.mark.parametrize("module", ["skhsfm", "skhsfm.cli"])
+def test_python_dash_m(module):
+    from skhsfm import __version__
 
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (("ViT-B-32", None, None, "celeba"), "open_clip needs --pretrained"),
-        (("resnet50", "tag", "file.pth", "celeba"), "not both"),
-        (("dominoes-cnn", None, None, "waterbirds"), "trained on dominoes"),
-        ((None, "tag", None, "dominoes"), "need --backbone NAME"),
-        (("torchvision:resnet18", "tag", None, "celeba"), "--pretrained is for"),
-    ],
-)
-def test_resolve_backbone_errors(args, message):
-    with pytest.raises(CLIError, match=message):
-        resolve_backbone(*args)
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == f"skhsfm {__version__}"
 
 
 # -------------------------------------------------- datasets from --root
@@ -317,20 +279,6 @@ def test_dominoes_arrays_with_the_cnn(dominoes_tree, tmp_path, capsys):
     assert payload["groups"] == ["y=0|env=0", "y=0|env=1", "y=1|env=0", "y=1|env=1"]
     assert payload["summary"][0]["method"] == "ERM (backbone head)"
     assert "y=1 / env=0" in stdout
-
-
-def test_array_images_become_uint8_channels_last():
-    from skhsfm._cli_data import _as_uint8_images
-
-    rng = np.random.RandomState(0)
-    floats = rng.rand(2, 3, 8, 6)  # channels first, in [0, 1]
-    images = _as_uint8_images(floats, "X")
-    assert images.shape == (2, 8, 6, 3) and images.dtype == np.uint8
-    assert images[0, 0, 0, 1] == np.rint(255 * floats[0, 1, 0, 0])
-    gray = _as_uint8_images(np.full((2, 5, 5), 7, dtype=np.int64), "X")
-    assert gray.shape == (2, 5, 5, 3) and (gray == 7).all()
-    with pytest.raises(CLIError, match="1 or 3 channels"):
-        _as_uint8_images(np.zeros((2, 5, 5, 5)), "X_train.npy")
 
 
 def test_dominoes_arrays_holding_embeddings(tmp_path, capsys):
@@ -457,53 +405,3 @@ def test_missing_weights_file(waterbirds_tree, tmp_path, capsys):
     status, _, err = _run(argv, capsys)
     assert status == 1
     assert "nope.pth" in err and "Traceback" not in err
-
-
-# ------------------------------------------------------------------ progress
-
-
-class _FakeTerminal(StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_bars_follow_the_epoch_log_records():
-    pytest.importorskip("tqdm")
-    import logging
-
-    from skhsfm._cli_common import Reporter
-
-    stream = _FakeTerminal()
-    reporter = Reporter(stream=stream)
-    assert reporter.bars
-    logger = logging.getLogger("skhsfm.test_cli_epochs")
-    with reporter.epoch_bar(2, "backbone", logger.name):
-        logger.debug("epoch 1/2: loss 0.5")
-        logger.debug("epoch 2/2: loss 0.4")
-    assert "2/2" in stream.getvalue() and "loss 0.4" in stream.getvalue()
-    assert logger.level == logging.NOTSET and not logger.handlers
-
-    quiet = Reporter(quiet=True, stream=_FakeTerminal())
-    assert not quiet.bars
-    quiet.log("hidden")
-    quiet.bar(3, "hidden").update(1)
-    assert quiet.stream.getvalue() == ""
-    assert not Reporter(stream=StringIO()).bars  # no bars in a log file
-
-
-# --------------------------------------------------------------------- speed
-
-
-def test_speed_quick(tmp_path, capsys):
-    status, stdout, _ = _run(
-        ["speed", "--quick", "--device", "cpu", "--out", str(tmp_path)], capsys
-    )
-    assert status == 0
-    assert "HSFM fit (preset waterbirds" in stdout
-    assert "HSFM fit (preset celeba" in stdout
-    assert "embed: torchvision resnet18" in stdout
-    payload = json.loads((tmp_path / "speed.json").read_text())
-    assert payload["quick"] is True
-    assert len(payload["rows"]) == 8
-    assert all(row["seconds"] > 0 for row in payload["rows"])
-    assert os.path.isfile(tmp_path / "speed.json")

@@ -1,4 +1,4 @@
-"""Tests for skhsfm.datasets: dominoes, its backbone, synthetic embeddings, loaders."""
+"""Tests for skhsfm.datasets: dominoes, its CNN, synthetic embeddings, loaders."""
 
 import csv
 import os
@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
+from skhsfm import LinearHead
 from skhsfm.datasets import (
     load_celeba,
     load_dominoes_arrays,
@@ -155,12 +156,13 @@ def test_dominoes_errors(kwargs, match):
         make_dominoes(**{"n_train": 100, "n_val": 20, "n_test": 20, **kwargs})
 
 
-def test_import_does_not_load_backbone_module():
+def test_import_does_not_load_the_cnn_module():
     code = (
         "import sys, skhsfm.datasets as d\n"
-        "assert 'skhsfm.datasets._backbone' not in sys.modules\n"
+        "assert 'skhsfm.datasets._dominoes_cnn' not in sys.modules\n"
+        "assert 'torch' not in sys.modules\n"
         "d.train_dominoes_backbone\n"
-        "assert 'skhsfm.datasets._backbone' in sys.modules\n"
+        "assert 'skhsfm.datasets._dominoes_cnn' in sys.modules\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
@@ -168,7 +170,10 @@ def test_import_does_not_load_backbone_module():
     assert result.returncode == 0, result.stderr
 
 
-# ---------------------------------------------------------------------- backbone
+# ------------------------------------------------------------- the dominoes CNN
+TINY_CNN = dict(batch_size=32, width=4, embedding_dim=8, device="cpu")
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return make_dominoes(96, 24, 24, random_state=0)
@@ -178,9 +183,7 @@ def tiny():
 def backbone(tiny):
     from skhsfm.datasets import train_dominoes_backbone
 
-    return train_dominoes_backbone(
-        tiny.train, epochs=1, batch_size=32, width=4, embedding_dim=8, random_state=0
-    )
+    return train_dominoes_backbone(tiny.train, n_epochs=1, random_state=0, **TINY_CNN)
 
 
 def test_backbone_shapes(backbone, tiny):
@@ -199,23 +202,42 @@ def test_backbone_shapes(backbone, tiny):
     assert emb.shape == (24, 8)
     assert isinstance(backbone.head, torch.nn.Linear)
     assert backbone.head.in_features == 8 and backbone.head.out_features == 2
-    coef, intercept = backbone.head_weights()
-    assert coef.shape == (2, 8) and intercept.shape == (2,)
-    assert isinstance(coef, np.ndarray)
+    head = backbone.linear_head()
+    assert isinstance(head, LinearHead)
+    assert head.coef.shape == (1, 8) and head.intercept.shape == (1,)
+    assert isinstance(head.coef, np.ndarray)
+    W, b = head.softmax_weights()
+    assert W.shape == (2, 8) and b.shape == (2,)
+    assert head.classes.tolist() == [0, 1]
 
 
 def test_backbone_embed_and_predict_agree_with_head(backbone, tiny):
     emb = backbone.embed(tiny.test.images, batch_size=10)
     assert emb.shape == (24, 8) and emb.dtype == np.float32
-    coef, intercept = backbone.head_weights()
+    coef = backbone.head.weight.detach().numpy()
+    intercept = backbone.head.bias.detach().numpy()
     pred = backbone.predict(tiny.test.images)
     np.testing.assert_array_equal(pred, np.argmax(emb @ coef.T + intercept, axis=1))
-    coef1, intercept1 = backbone.head_weights(collapse_binary=True)
+    head = backbone.linear_head()
+    margin = head.decision_function(emb)
+    assert margin.shape == (24,)
+    sure = np.abs(margin) > 1e-5
+    np.testing.assert_array_equal(pred[sure], (margin > 0)[sure])
+    np.testing.assert_array_equal(head.predict(emb)[sure], pred[sure])
+
+
+def test_head_weights_is_deprecated_and_still_works(backbone):
+    head = backbone.linear_head()
+    with pytest.warns(FutureWarning, match=r"linear_head\(\)"):
+        coef, intercept = backbone.head_weights()
+    assert coef.shape == (2, 8) and intercept.shape == (2,)
+    assert isinstance(coef, np.ndarray)
+    with pytest.warns(FutureWarning, match="head_weights"):
+        coef1, intercept1 = backbone.head_weights(collapse_binary=True)
     assert coef1.shape == (1, 8) and intercept1.shape == (1,)
-    margin = (emb @ coef1.T + intercept1).ravel()
-    np.testing.assert_array_equal(
-        pred[np.abs(margin) > 1e-5], (margin > 0)[np.abs(margin) > 1e-5]
-    )
+    np.testing.assert_array_equal(coef1, head.coef)
+    np.testing.assert_array_equal(intercept1, head.intercept)
+    np.testing.assert_allclose(coef1[0], coef[1] - coef[0])
 
 
 def test_preprocess_single_image_pil_and_batch_agree(backbone, tiny):
@@ -241,7 +263,7 @@ def test_backbone_reproducible_and_leaves_global_rng_alone(backbone, tiny):
     from skhsfm.datasets import train_dominoes_backbone
 
     state = torch.get_rng_state()
-    kwargs = dict(epochs=1, batch_size=32, width=4, embedding_dim=8)
+    kwargs = dict(n_epochs=1, **TINY_CNN)
     same = train_dominoes_backbone(tiny.train, random_state=0, **kwargs)
     other = train_dominoes_backbone(tiny.train, random_state=1, **kwargs)
     assert torch.equal(state, torch.get_rng_state())
@@ -257,12 +279,73 @@ def test_backbone_rejects_bad_input(tiny):
 
     bad = Bunch(images=tiny.train.images.astype(float), target=tiny.train.target)
     with pytest.raises(ValueError, match="must be uint8 RGB images"):
-        train_dominoes_backbone(bad, epochs=1)
+        train_dominoes_backbone(bad, n_epochs=1)
     bad = Bunch(images=tiny.train.images, target=tiny.train.target.astype(float))
     with pytest.raises(ValueError, match="integer class labels"):
-        train_dominoes_backbone(bad, epochs=1)
-    with pytest.raises(ValueError, match="epochs"):
-        train_dominoes_backbone(tiny.train, epochs=0)
+        train_dominoes_backbone(bad, n_epochs=1)
+    with pytest.raises(ValueError, match="n_epochs"):
+        train_dominoes_backbone(tiny.train, n_epochs=0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        train_dominoes_backbone(tiny.train, learning_rate=0.0)
+    with pytest.raises(ValueError, match="on_epoch"):
+        train_dominoes_backbone(tiny.train, n_epochs=1, on_epoch="print")
+
+
+def test_on_epoch_gets_one_record_per_epoch(tiny):
+    import dataclasses
+
+    from skhsfm.datasets import EpochRecord, train_dominoes_backbone
+
+    records = []
+    cnn = train_dominoes_backbone(
+        tiny.train, n_epochs=2, random_state=0, on_epoch=records.append, **TINY_CNN
+    )
+    assert [r.epoch for r in records] == [1, 2]
+    assert all(isinstance(r, EpochRecord) and r.n_epochs == 2 for r in records)
+    assert [r.loss for r in records] == cnn.loss_curve
+    assert all(0.0 <= r.accuracy <= 1.0 and r.seconds >= 0.0 for r in records)
+    assert str(records[-1]).startswith("epoch 2/2: loss ")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        records[0].loss = 0.0
+
+
+def test_trainer_defaults_to_the_auto_device():
+    import inspect
+
+    from skhsfm.datasets import train_dominoes_backbone
+
+    params = inspect.signature(train_dominoes_backbone).parameters
+    assert params["device"].default == "auto"
+    assert params["n_epochs"].default == 10
+    assert params["learning_rate"].default == 1e-3
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [({"epochs": 2}, {"n_epochs": 2}), ({"lr": 3e-3}, {"learning_rate": 3e-3})],
+)
+def test_renamed_trainer_arguments_warn_and_give_the_same_result(tiny, old, new):
+    import torch
+
+    from skhsfm.datasets import train_dominoes_backbone
+
+    kwargs = dict(random_state=0, **TINY_CNN)
+    if "lr" in old:
+        kwargs["n_epochs"] = 1
+    name = next(iter(old))
+    with pytest.warns(FutureWarning, match=f"{name}=.*deprecated.*{next(iter(new))}"):
+        before = train_dominoes_backbone(tiny.train, **old, **kwargs)
+    after = train_dominoes_backbone(tiny.train, **new, **kwargs)
+    assert before.loss_curve == after.loss_curve
+    for a, b in zip(before.state_dict().values(), after.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_renamed_trainer_argument_given_twice(tiny):
+    from skhsfm.datasets import train_dominoes_backbone
+
+    with pytest.raises(ValueError, match="pass n_epochs only"):
+        train_dominoes_backbone(tiny.train, epochs=2, n_epochs=3)
 
 
 # ------------------------------------------------------------ synthetic embeddings

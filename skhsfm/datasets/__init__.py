@@ -1,9 +1,9 @@
 """Benchmark data: the offline dominoes task, synthetic embeddings, and loaders.
 
 ``make_dominoes`` and ``make_spurious_embeddings`` need only numpy and
-scikit-learn. The torch backbone (``train_dominoes_backbone``, ``ERMBackbone``,
-``ImageTransform``) is imported on first use, so importing this package does not
-import torch.
+scikit-learn. The dominoes CNN and its trainer (``train_dominoes_backbone``,
+``ERMBackbone``, ``EpochRecord``, ``ImageTransform``) are imported on first use,
+so importing this package does not import torch.
 """
 
 from skhsfm.datasets._dominoes import make_dominoes
@@ -16,9 +16,10 @@ from skhsfm.datasets._loaders import (
 from skhsfm.datasets._synthetic import make_spurious_embeddings
 
 _LAZY = {
-    "ERMBackbone": "skhsfm.datasets._backbone",
-    "ImageTransform": "skhsfm.datasets._backbone",
-    "train_dominoes_backbone": "skhsfm.datasets._backbone",
+    "EpochRecord": "skhsfm.datasets._dominoes_cnn",
+    "ERMBackbone": "skhsfm.datasets._dominoes_cnn",
+    "ImageTransform": "skhsfm.datasets._dominoes_cnn",
+    "train_dominoes_backbone": "skhsfm.datasets._dominoes_cnn",
 }
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "load_celeba",
     "load_metashift",
     "load_dominoes_arrays",
+    "EpochRecord",
     "ERMBackbone",
     "ImageTransform",
     "train_dominoes_backbone",

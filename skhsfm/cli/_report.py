@@ -1,7 +1,9 @@
-"""Outputs of ``skhsfm benchmark``: the printed table, JSON, CSV and a figure.
+"""What the ``skhsfm`` commands print and write.
 
-matplotlib is imported inside :func:`write_figure`; without it the figure is
-skipped with a message.
+The printed tables (every one rendered by :func:`skhsfm._table.format_table`,
+as Markdown that also reads well in a terminal), ``results.md``,
+``results.json``, the CSV files and the per-group figure. matplotlib is
+imported inside :func:`write_figure`; without it the figure is skipped.
 """
 
 import csv
@@ -9,13 +11,31 @@ import json
 import math
 import os
 
+from skhsfm._table import format_table
+
 __all__ = [
-    "format_table",
-    "write_json",
-    "write_summary_csv",
-    "write_per_seed_csv",
+    "OUTPUT_FILES",
+    "benchmark_footnotes",
+    "benchmark_table",
+    "speed_table",
+    "write_benchmark_outputs",
     "write_figure",
+    "write_json",
+    "write_per_seed_csv",
+    "write_summary_csv",
 ]
+
+#: What ``skhsfm benchmark`` writes to ``--out``: key -> file name.
+OUTPUT_FILES = {
+    "table": "results.md",
+    "json": "results.json",
+    "csv": "results.csv",
+    "per_seed_csv": "results_per_seed.csv",
+    "figure": "per_group_accuracy.png",
+}
+
+
+# ------------------------------------------------------------------ tables
 
 
 def _pct(stat, with_std=True):
@@ -30,28 +50,13 @@ def _seconds(stat):
     return "-" if stat["mean"] is None else f"{stat['mean']:.2f}"
 
 
-def _markdown(header, rows):
-    """An aligned Markdown table: first column left, the others right."""
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-
-    def line(cells):
-        parts = [
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths))
-        ]
-        return "| " + " | ".join(parts) + " |"
-
-    rule = [":" + "-" * (widths[0] + 1)] + ["-" * (w + 1) + ":" for w in widths[1:]]
-    return [line(header), "|" + "|".join(rule) + "|"] + [line(r) for r in rows]
-
-
 def _cell_name(name):
     # "|" would split a Markdown cell; group names are "class|attribute".
     return str(name).replace("|", " / ")
 
 
-def format_table(summary, groups, title_lines, footnotes=()):
-    """Two Markdown tables (aligned, so they also read well in a terminal).
+def benchmark_table(summary, groups, title_lines, footnotes=()):
+    """Two Markdown tables under ``title_lines``, then ``footnotes``.
 
     The first gives worst-group and mean accuracy (mean +- std over seeds) and
     fit time per method; the second the mean accuracy of every group.
@@ -72,13 +77,67 @@ def format_table(summary, groups, title_lines, footnotes=()):
         + [_pct(entry["group_accuracy"][name], with_std=False) for name in groups]
         for entry in summary
     ]
-    lines = list(title_lines) + [""] + _markdown(header, rows)
-    lines += ["", "Test accuracy per group (%), mean over seeds:", ""]
-    lines += _markdown(group_header, group_rows)
+    parts = [
+        format_table(header, rows, markdown=True, title="\n".join(title_lines)),
+        format_table(
+            group_header,
+            group_rows,
+            markdown=True,
+            title="Test accuracy per group (%), mean over seeds:",
+        ),
+    ]
     if footnotes:
-        lines.append("")
-        lines.extend(footnotes)
-    return "\n".join(lines)
+        parts.append("\n".join(footnotes))
+    return "\n\n".join(parts)
+
+
+def speed_table(rows, title):
+    """The ``skhsfm speed`` rows as one Markdown table (step and shape left)."""
+    cells = [[r["step"], r["shape"], r["seconds"], r["rate"]] for r in rows]
+    return format_table(
+        ["step", "shape", "seconds", "rate"], cells, markdown=True, left=2, title=title
+    )
+
+
+def _seed_text(seeds):
+    return ", ".join(str(s) for s in seeds)
+
+
+def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds):
+    """The lines under the benchmark tables: what the numbers mean, where the
+    time went, cached seeds and the warnings raised during fits."""
+    start = (
+        "the backbone's own last layer"
+        if has_head
+        else "a logistic regression on the training embeddings"
+    )
+    lines = [
+        "worst-group acc.: the lowest test accuracy over the (class, attribute) "
+        "groups; +- is the standard deviation over seeds; per-group columns are "
+        "means over seeds.",
+        "All methods fit on the same embeddings: support pool = train split, "
+        f"hard pool = validation split. AFR and HSFM start from {start}.",
+        "fit (s): wall time of fit (mean over seeds; the CPU may be shared).",
+    ]
+    stages = {}
+    for entry in timings:
+        for key, value in entry.items():
+            if key != "seed":
+                stages[key] = stages.get(key, 0.0) + value
+    parts = [f"{key.replace('_', ' ')} {value:.1f} s" for key, value in stages.items()]
+    lines.append(f"wall time: {wall:.1f} s ({', '.join(parts)})")
+    if cached_seeds:
+        lines.append(
+            f"embeddings of seed(s) {_seed_text(cached_seeds)} were read from the "
+            "cache (--no-cache recomputes them)."
+        )
+    for method, messages in notes.items():
+        for message in messages:
+            lines.append(f"warning during {method} fit: {message}")
+    return lines
+
+
+# ------------------------------------------------------------------ files
 
 
 def _clean(value):
@@ -190,3 +249,23 @@ def write_figure(path, summary, groups, title):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return os.fspath(path)
+
+
+def write_benchmark_outputs(out, table, payload, title):
+    """Write every benchmark file of :data:`OUTPUT_FILES` to the folder ``out``.
+
+    ``table`` is the printed text (``results.md``); ``payload`` the JSON
+    document, whose ``summary``, ``groups`` and ``per_seed`` entries also give
+    the CSV files and the figure (titled ``title``). Returns ``{key: path}`` of
+    the files written (no figure without matplotlib).
+    """
+    summary, groups = payload["summary"], payload["groups"]
+    paths = {key: os.path.join(out, name) for key, name in OUTPUT_FILES.items()}
+    with open(paths["table"], "w", encoding="utf-8") as handle:
+        handle.write(table + "\n")
+    write_json(paths["json"], payload)
+    write_summary_csv(paths["csv"], summary, groups)
+    write_per_seed_csv(paths["per_seed_csv"], payload["per_seed"], groups)
+    if write_figure(paths["figure"], summary, groups, title) is None:
+        paths.pop("figure")
+    return paths

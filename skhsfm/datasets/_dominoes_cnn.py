@@ -1,21 +1,26 @@
-"""A small CNN trained by plain ERM on the dominoes images: the benchmark's backbone.
+"""A small CNN trained by plain ERM on the dominoes images, and its trainer.
 
-torch is imported at module level here; :mod:`skhsfm.datasets` loads this module
-only when one of its names is first used, so ``import skhsfm`` stays light.
+The dominoes benchmark embeds its images with this CNN (the embedder's
+pretrained backbones live in :mod:`skhsfm.embedding`). torch is imported at
+module level here; :mod:`skhsfm.datasets` loads this module only when one of its
+names is first used, so ``import skhsfm`` stays light.
 """
 
 import logging
 import math
 import time
+import warnings
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skhsfm._sklearn_compat import Interval, validate_params
+from skhsfm._linear import LinearHead
+from skhsfm._sklearn_compat import Hidden, Interval, StrOptions, validate_params
 from skhsfm._torch import make_generator, resolve_device, to_numpy, torch
 
-__all__ = ["ERMBackbone", "ImageTransform", "train_dominoes_backbone"]
+__all__ = ["EpochRecord", "ERMBackbone", "ImageTransform", "train_dominoes_backbone"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +28,7 @@ nn = torch.nn
 
 
 class ImageTransform:
-    """Map uint8 RGB images to the normalised float tensors a backbone expects.
+    """Map uint8 RGB images to the normalized float tensors a backbone expects.
 
     Parameters
     ----------
@@ -59,7 +64,7 @@ class ImageTransform:
             )
         return images
 
-    def _normalise(self, images):
+    def _normalize(self, images):
         scaled = images.astype(np.float32) / np.float32(255.0)
         return (scaled - self.mean) / self.std
 
@@ -72,7 +77,7 @@ class ImageTransform:
                 "Use .batch() for a stack of images."
             )
         return torch.from_numpy(
-            np.ascontiguousarray(self._normalise(image).transpose(2, 0, 1))
+            np.ascontiguousarray(self._normalize(image).transpose(2, 0, 1))
         )
 
     def batch(self, images):
@@ -80,7 +85,7 @@ class ImageTransform:
         images = self._to_array(images)
         if images.ndim == 3:
             images = images[None]
-        out = self._normalise(images).transpose(0, 3, 1, 2)
+        out = self._normalize(images).transpose(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(out))
 
 
@@ -118,7 +123,8 @@ class ERMBackbone(nn.Module):
         The embedding network; ``forward(x)`` runs it on ``x`` of shape
         ``(n, 3, H, W)`` and returns ``(n, embedding_dim)``.
     head : torch.nn.Linear
-        ``Linear(embedding_dim, n_classes)``, the ERM classifier.
+        ``Linear(embedding_dim, n_classes)``, the ERM classifier;
+        :meth:`linear_head` gives it as a numpy :class:`~skhsfm.LinearHead`.
     loss_curve : list of float
         Mean training loss per epoch (filled by :func:`train_dominoes_backbone`).
     """
@@ -148,26 +154,55 @@ class ERMBackbone(nn.Module):
         """Class logits ``head(forward(x))``."""
         return self.head(self.features(x))
 
+    def linear_head(self):
+        """The ERM head as a :class:`~skhsfm.LinearHead` (numpy, no torch).
+
+        In scikit-learn's convention: with two classes one row
+        ``coef[1] - coef[0]`` (the same predictions as the two-row head), so
+        ``head.coef`` and ``head.intercept`` can be passed as ``init_coef`` /
+        ``init_intercept`` of :class:`~skhsfm.HSFMClassifier` and its peers;
+        ``head.softmax_weights()`` gives one row per class. Classes are the
+        indices ``0 .. n_classes - 1``.
+
+        Returns
+        -------
+        head : LinearHead
+        """
+        W = to_numpy(self.head.weight).astype(np.float64)
+        b = to_numpy(self.head.bias).astype(np.float64)
+        return LinearHead.from_softmax(W, b)
+
     def head_weights(self, *, collapse_binary=False):
-        """The ERM head as numpy arrays, for ``init_coef`` / ``init_intercept``.
+        """The ERM head as numpy arrays ``(coef, intercept)``.
+
+        .. deprecated:: 0.2
+            Use :meth:`linear_head`: ``linear_head().coef`` and ``.intercept``
+            for ``collapse_binary=True``, the raw ``head.weight`` and
+            ``head.bias`` otherwise. ``head_weights`` will be removed in 0.3.
 
         Parameters
         ----------
         collapse_binary : bool, default=False
-            With two classes, return the single-row form used by
-            :class:`~sklearn.linear_model.LogisticRegression`
-            (``coef[1] - coef[0]``, shape ``(1, d)``), which gives the same
-            predictions.
+            With two classes, return the single-row form ``(coef[1] - coef[0],
+            intercept[1] - intercept[0])``.
 
         Returns
         -------
         coef : ndarray of shape (n_classes, d) or (1, d)
         intercept : ndarray of shape (n_classes,) or (1,)
         """
+        warnings.warn(
+            "ERMBackbone.head_weights() is deprecated since 0.2 and will be "
+            "removed in 0.3; use ERMBackbone.linear_head(), a LinearHead with "
+            ".coef and .intercept (one row for two classes).",
+            FutureWarning,
+            stacklevel=2,
+        )
+        if collapse_binary:
+            head = self.linear_head()
+            return head.coef, head.intercept
         coef = to_numpy(self.head.weight).astype(np.float64)
         intercept = to_numpy(self.head.bias).astype(np.float64)
-        if collapse_binary and self.n_classes == 2:
-            return coef[1:] - coef[:1], intercept[1:] - intercept[:1]
         return coef, intercept
 
     def _run_batches(self, images, fn, batch_size, device):
@@ -203,7 +238,7 @@ class ERMBackbone(nn.Module):
 
 
 def _init_weights(module, generator):
-    """PyTorch's default initialisation, drawn from a local generator."""
+    """PyTorch's default initialization, drawn from a local generator."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
@@ -213,31 +248,114 @@ def _init_weights(module, generator):
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
+@dataclass(frozen=True)
+class EpochRecord:
+    """What :func:`train_dominoes_backbone` passes to ``on_epoch`` after an epoch.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch just finished, from 1 to ``n_epochs``.
+    n_epochs : int
+        The number of epochs of the whole run.
+    loss : float
+        Mean training cross-entropy over the epoch's mini-batches (weighted by
+        batch size); also appended to the backbone's ``loss_curve``.
+    accuracy : float or None
+        Training accuracy over the epoch's mini-batches (as the weights moved),
+        or None when it was not computed.
+    seconds : float
+        Wall time of the epoch.
+    """
+
+    epoch: int
+    n_epochs: int
+    loss: float
+    accuracy: float = None
+    seconds: float = 0.0
+
+    def __str__(self):
+        accuracy = (
+            "" if self.accuracy is None else f", train accuracy {self.accuracy:.4f}"
+        )
+        return (
+            f"epoch {self.epoch}/{self.n_epochs}: loss {self.loss:.4f}{accuracy} "
+            f"({self.seconds:.1f}s)"
+        )
+
+
+#: Renamed keyword arguments of :func:`train_dominoes_backbone`: old -> new.
+_RENAMED = {"epochs": "n_epochs", "lr": "learning_rate"}
+_DEPRECATED = "deprecated"
+
+
+def _renamed_arguments(given, current, defaults):
+    """Values of the renamed arguments, warning for each old name used.
+
+    ``given`` maps old names to what the caller passed (``"deprecated"`` when
+    not passed), ``current`` new names to their values.
+    """
+    values = dict(current)
+    for old, new in _RENAMED.items():
+        value = given[old]
+        if isinstance(value, str) and value == _DEPRECATED:
+            continue
+        if values[new] != defaults[new]:
+            raise ValueError(
+                f"{old} and {new} were both given ({old}={value!r}, "
+                f"{new}={values[new]!r}); {old} is the deprecated name of {new}, "
+                f"pass {new} only."
+            )
+        warnings.warn(
+            f"train_dominoes_backbone({old}=...) is deprecated since 0.2 and will "
+            f"be removed in 0.3; use {new}={value!r}.",
+            FutureWarning,
+            stacklevel=4,
+        )
+        values[new] = value
+    return values
+
+
+_DEFAULTS = {"n_epochs": 10, "learning_rate": 1e-3}
+
+
 @validate_params(
     {
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "width": [Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "on_epoch": [callable, None],
+        "epochs": [
+            Interval(Integral, 1, None, closed="left"),
+            Hidden(StrOptions({_DEPRECATED})),
+        ],
+        "lr": [
+            Interval(Real, 0, None, closed="neither"),
+            Hidden(StrOptions({_DEPRECATED})),
+        ],
     },
     prefer_skip_nested_validation=True,
 )
 def train_dominoes_backbone(
     train,
     *,
-    epochs=10,
+    n_epochs=_DEFAULTS["n_epochs"],
     batch_size=128,
-    lr=1e-3,
+    learning_rate=_DEFAULTS["learning_rate"],
     weight_decay=1e-4,
     width=32,
     embedding_dim=128,
     random_state=0,
-    device="cpu",
+    device="auto",
     verbose=False,
+    on_epoch=None,
+    epochs=_DEPRECATED,
+    lr=_DEPRECATED,
 ):
     """Train an :class:`ERMBackbone` by plain ERM on a dominoes training split.
 
@@ -249,11 +367,11 @@ def train_dominoes_backbone(
     train : Bunch
         A split from :func:`make_dominoes` (anything with ``images`` of shape
         ``(n, H, W, 3)`` uint8 and integer ``target`` in ``0..n_classes-1``).
-    epochs : int, default=10
+    n_epochs : int, default=10
         Passes over the training images.
     batch_size : int, default=128
         Mini-batch size.
-    lr : float, default=1e-3
+    learning_rate : float, default=1e-3
         Adam learning rate.
     weight_decay : float, default=1e-4
         Adam weight decay.
@@ -262,47 +380,51 @@ def train_dominoes_backbone(
     embedding_dim : int, default=128
         Size of the embeddings the backbone returns.
     random_state : int, RandomState instance or None, default=0
-        Seeds weight initialisation and shuffling through a local
+        Seeds weight initialization and shuffling through a local
         ``torch.Generator``; torch's global RNG is never touched. The same int
-        gives the same weights on the same machine and thread settings.
-    device : str, default="cpu"
-        Where to train (``"auto"``, ``"cpu"``, ``"cuda"``...). The returned
-        backbone is moved back to the CPU.
+        gives the same weights on the same device and thread settings.
+    device : str, default="auto"
+        Where to train: ``"auto"`` (CUDA when available, else the CPU),
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``... The returned backbone is moved
+        back to the CPU.
     verbose : bool or int, default=False
         Print the loss and training accuracy after each epoch.
+    on_epoch : callable or None, default=None
+        Called after every epoch with an :class:`EpochRecord` (epoch, n_epochs,
+        loss, accuracy, seconds), e.g. to advance a progress bar; its return
+        value is ignored.
+    epochs : int
+        Deprecated alias of ``n_epochs`` (since 0.2, removed in 0.3).
+    lr : float
+        Deprecated alias of ``learning_rate`` (since 0.2, removed in 0.3).
 
     Returns
     -------
     backbone : ERMBackbone
         In eval mode, on the CPU, with ``preprocess`` (an :class:`ImageTransform`
-        normalising with the training images' channel statistics),
+        normalizing with the training images' channel statistics),
         ``head`` and ``loss_curve`` set.
 
     Examples
     --------
     >>> from skhsfm.datasets import make_dominoes, train_dominoes_backbone
     >>> data = make_dominoes(100, 20, 20, random_state=0)
-    >>> backbone = train_dominoes_backbone(data.train, epochs=1, width=4,
-    ...                                    embedding_dim=8)
+    >>> losses = []
+    >>> backbone = train_dominoes_backbone(
+    ...     data.train, n_epochs=1, width=4, embedding_dim=8, device="cpu",
+    ...     on_epoch=lambda record: losses.append(record.loss))
     >>> backbone.embed(data.val.images).shape
     (20, 8)
+    >>> len(losses)
+    1
     """
-    images = np.asarray(train.images)
-    target = np.asarray(train.target)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(
-            "train.images must be uint8 RGB images of shape (n, H, W, 3); got "
-            f"dtype {images.dtype} and shape {images.shape}."
-        )
-    if target.shape != (images.shape[0],) or target.dtype.kind not in "iu":
-        raise ValueError(
-            f"train.target must be integer class labels of shape ({images.shape[0]},);"
-            f" got dtype {target.dtype} and shape {target.shape}."
-        )
-    if target.min() < 0:
-        raise ValueError(
-            f"train.target must hold class indices 0..n_classes-1; got {target.min()}."
-        )
+    renamed = _renamed_arguments(
+        {"epochs": epochs, "lr": lr},
+        {"n_epochs": n_epochs, "learning_rate": learning_rate},
+        _DEFAULTS,
+    )
+    n_epochs, learning_rate = renamed["n_epochs"], renamed["learning_rate"]
+    images, target = _check_train(train)
     n_classes = max(int(target.max()) + 1, len(getattr(train, "target_names", ())), 2)
     rng = check_random_state(random_state)
     dev = resolve_device(device)
@@ -322,11 +444,13 @@ def train_dominoes_backbone(
 
     x_all = transform.batch(images)
     y_all = torch.as_tensor(target, dtype=torch.long)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=learning_rate, weight_decay=weight_decay
+    )
     loss_fn = nn.CrossEntropyLoss()
     n = images.shape[0]
     model.train()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, n_epochs + 1):
         tic = time.perf_counter()
         order = torch.randperm(n, generator=shuffle_gen)
         total, hits = 0.0, 0
@@ -341,12 +465,34 @@ def train_dominoes_backbone(
             total += float(loss.detach()) * idx.shape[0]
             hits += int((logits.argmax(1) == yb).sum())
         model.loss_curve.append(total / n)
-        msg = (
-            f"epoch {epoch}/{epochs}: loss {total / n:.4f}, train accuracy "
-            f"{hits / n:.4f} ({time.perf_counter() - tic:.1f}s)"
+        record = EpochRecord(
+            epoch, n_epochs, total / n, hits / n, time.perf_counter() - tic
         )
-        logger.debug(msg)
+        logger.debug("%s", record)
         if verbose:
-            print(msg)
+            print(record)
+        if on_epoch is not None:
+            on_epoch(record)
     model.eval()
     return model.to("cpu")
+
+
+def _check_train(train):
+    """``(images, target)`` of a training split, or a ValueError saying why not."""
+    images = np.asarray(train.images)
+    target = np.asarray(train.target)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(
+            "train.images must be uint8 RGB images of shape (n, H, W, 3); got "
+            f"dtype {images.dtype} and shape {images.shape}."
+        )
+    if target.shape != (images.shape[0],) or target.dtype.kind not in "iu":
+        raise ValueError(
+            f"train.target must be integer class labels of shape ({images.shape[0]},);"
+            f" got dtype {target.dtype} and shape {target.shape}."
+        )
+    if target.min() < 0:
+        raise ValueError(
+            f"train.target must hold class indices 0..n_classes-1; got {target.min()}."
+        )
+    return images, target

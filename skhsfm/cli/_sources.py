@@ -5,6 +5,8 @@ A *source* turns a dataset (the embedded dominoes benchmark, dominoes-style
 embeddings with labels and groups, one :class:`Embeddings` per seed. Sources
 whose embeddings do not depend on the seed (a fixed pretrained backbone) compute
 them once. Embeddings are cached on disk so that a re-run skips the backbone.
+Which model ``--backbone/--pretrained/--weights`` name is decided in one place,
+:func:`resolve_backbone`.
 
 torch, torchvision and open_clip are imported inside the functions.
 """
@@ -15,7 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skhsfm._cli_common import CLIError
+from skhsfm._hashing import array_digest
+from skhsfm._linear import LinearHead
+from skhsfm.cli._common import CLIError
 
 __all__ = [
     "SPLITS",
@@ -23,13 +27,13 @@ __all__ = [
     "EmbeddedDominoes",
     "DominoesArrays",
     "ImageDataset",
+    "make_source",
     "resolve_backbone",
 ]
 
 SPLITS = ("train", "val", "test")
 # Bump when the meaning of cached embedded-benchmark files changes.
 _CACHE_VERSION = 1
-_BACKBONE_LOGGER = "skhsfm.datasets._backbone"
 # What users can catch from loaders and the embedder: reported as one line.
 _USER_ERRORS = (OSError, ValueError, RuntimeError, ImportError, TypeError)
 
@@ -38,8 +42,8 @@ _USER_ERRORS = (OSError, ValueError, RuntimeError, ImportError, TypeError)
 class Embeddings:
     """Embeddings of the three splits, plus what the methods may start from.
 
-    ``head`` is the backbone's own last layer ``(coef, intercept)`` in
-    scikit-learn's convention, or None when the backbone has none (then the
+    ``head`` is the backbone's own last layer as a :class:`~skhsfm.LinearHead`
+    (scikit-learn's convention), or None when the backbone has none (then the
     methods start from a logistic regression on the training embeddings).
     ``val`` may be None (no validation split): the methods then hold out part
     of the training split themselves.
@@ -47,7 +51,7 @@ class Embeddings:
 
     splits: dict
     group_names: list
-    head: tuple = None
+    head: LinearHead = None
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     memo: dict = field(default_factory=dict)
@@ -58,6 +62,11 @@ class Embeddings:
 
 def resolve_backbone(backbone, pretrained, weights, dataset):
     """Turn ``--backbone/--pretrained/--weights`` into an embedder configuration.
+
+    The command's only model-name parser (family prefixes, open_clip
+    ``local-dir:``/``hf-hub:`` names, torchvision's model list, default
+    weights); to be replaced by the backbone registry's parser in
+    :mod:`skhsfm.embedding` once it exists.
 
     Returns ``{"kind": "dominoes-cnn"}`` or ``{"kind": "embedder", "backbone":
     "torchvision" | "open_clip", "model_name": ..., "pretrained": ...}``.
@@ -98,7 +107,13 @@ def resolve_backbone(backbone, pretrained, weights, dataset):
         elif pretrained is not None:
             family = "open_clip"
         else:
-            family = "torchvision" if _is_torchvision_model(backbone) else "open_clip"
+            try:
+                from torchvision import models
+            except ImportError:
+                known = False
+            else:
+                known = backbone in models.list_models(module=models)
+            family = "torchvision" if known else "open_clip"
     if family == "torchvision":
         if pretrained is not None:
             raise CLIError(
@@ -127,14 +142,6 @@ def resolve_backbone(backbone, pretrained, weights, dataset):
         "model_name": model_name,
         "pretrained": chosen,
     }
-
-
-def _is_torchvision_model(name):
-    try:
-        from torchvision import models
-    except ImportError:
-        return False
-    return name in models.list_models(module=models)
 
 
 def _describe_backbone(spec):
@@ -184,14 +191,15 @@ def _train_cnn(train_images, train_target, seed, settings, reporter):
 
     from skhsfm.datasets import train_dominoes_backbone
 
-    epochs = settings.backbone_epochs
+    n_epochs = settings.backbone_epochs
     tic = time.perf_counter()
-    with reporter.epoch_bar(epochs, f"seed {seed}: backbone", _BACKBONE_LOGGER):
+    with reporter.epoch_callback(n_epochs, f"seed {seed}: backbone") as on_epoch:
         backbone = train_dominoes_backbone(
             Bunch(images=train_images, target=train_target),
-            epochs=epochs,
+            n_epochs=n_epochs,
             random_state=seed,
             device=str(settings.device),
+            on_epoch=on_epoch,
         )
     return backbone, time.perf_counter() - tic
 
@@ -215,8 +223,7 @@ def _cnn_embeddings(images, targets, groups, seed, settings, reporter):
         X = backbone.embed(images[split], device=str(settings.device))
         splits[split] = (X, targets[split], groups[split])
     embed_seconds = time.perf_counter() - tic
-    coef, intercept = backbone.head_weights(collapse_binary=True)
-    return splits, (coef, intercept), train_seconds, embed_seconds
+    return splits, backbone.linear_head(), train_seconds, embed_seconds
 
 
 def _cache_path(settings, prefix, key_parts):
@@ -238,7 +245,7 @@ def _save_npz(path, splits, head, group_names, timings):
         for name, value in zip(("X", "y", "g"), values):
             arrays[f"{name}_{split}"] = value
     if head is not None:
-        arrays["head_coef"], arrays["head_intercept"] = head
+        arrays["head_coef"], arrays["head_intercept"] = head.coef, head.intercept
     for name, seconds in timings.items():
         arrays[f"seconds_{name}"] = np.float64(seconds)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -259,7 +266,7 @@ def _load_npz(path):
         }
         head = None
         if "head_coef" in stored:
-            head = (stored["head_coef"], stored["head_intercept"])
+            head = LinearHead(stored["head_coef"], stored["head_intercept"])
         timings = {
             key[len("seconds_") :]: float(stored[key])
             for key in stored.files
@@ -441,7 +448,7 @@ class DominoesArrays:
             "arrays",
             seed,
             s.backbone_epochs,
-            [_fingerprint(images[split]) for split in SPLITS],
+            [array_digest(images[split]) for split in SPLITS],
         ]
         path = _cache_path(s, f"dominoes_arrays_seed{seed}", key)
         if path is not None and os.path.isfile(path):
@@ -466,13 +473,6 @@ class DominoesArrays:
             splits[split] = (X, targets[split], groups[split])
         seconds = time.perf_counter() - tic
         return Embeddings(splits, self.group_names, None, {"embedding": seconds})
-
-
-def _fingerprint(array):
-    import hashlib
-
-    data = np.ascontiguousarray(array).view(np.uint8).ravel()
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 _LOADERS = {
@@ -546,3 +546,16 @@ class ImageDataset:
         timings = {"embedding": time.perf_counter() - tic}
         self._shared = Embeddings(splits, list(bunch.group_names), None, timings)
         return self._shared
+
+
+def make_source(settings, reporter):
+    """The source the benchmark ``settings`` ask for (a :class:`CLIError` when
+    the backbone options do not fit the dataset)."""
+    if settings.embedded:
+        return EmbeddedDominoes(settings, reporter)
+    spec = resolve_backbone(
+        settings.backbone, settings.pretrained, settings.weights, settings.dataset
+    )
+    if settings.dataset == "dominoes":
+        return DominoesArrays(settings.root, spec, settings, reporter)
+    return ImageDataset(settings.dataset, settings.root, spec, settings, reporter)

@@ -3,13 +3,27 @@
 Synthetic embeddings of the paper's Waterbirds and CelebA shapes (d=2048) for
 :class:`~skhsfm.HSFMClassifier` with the matching preset, and the throughput of
 two backbones on random images. Nothing is downloaded.
+
+The parser (:func:`add_parser`), the checked settings (:class:`SpeedSettings`)
+and the run (:func:`run`) are in this module.
 """
 
+import dataclasses
+import os
+import platform
 import time
 
 import numpy as np
 
-__all__ = ["SHAPES", "run_speed"]
+from skhsfm.cli._common import (
+    Reporter,
+    add_common_options,
+    check_positive,
+    make_out,
+    setup_torch,
+)
+
+__all__ = ["QUICK_SHAPES", "SHAPES", "SpeedSettings", "add_parser", "run"]
 
 #: name: (support pool, hard pool, test set, d, preset). CelebA's real support
 #: pool is the 162,770-image training split; a 4,096-example pool (enough for
@@ -25,6 +39,99 @@ QUICK_SHAPES = {
     "celeba": (2100, 1000, 1000, 128, "celeba"),
 }
 QUICK_EPOCHS = 2
+
+# ------------------------------------------------------------------ parser
+
+
+def add_parser(subparsers):
+    """Add the ``speed`` subcommand to ``subparsers``."""
+    p = subparsers.add_parser(
+        "speed",
+        help="HSFM fit/predict timings and embedding throughput",
+        description="HSFM fit and predict timings on synthetic Waterbirds- and "
+        "CelebA-shaped embeddings (d=2048) and the embedding throughput of a "
+        "random-weight torchvision resnet18 and the dominoes CNN.",
+    )
+    add_common_options(p)
+    p.set_defaults(handler=_handle, subparser=p)
+    return p
+
+
+def _handle(parser, args, argv):
+    return run(SpeedSettings.from_args(args, parser), argv)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedSettings:
+    """Everything one ``skhsfm speed`` run needs, checked.
+
+    Attributes
+    ----------
+    quick : bool
+        Reduced shapes and 2 HSFM epochs (seconds in total).
+    device : str
+        ``--device`` as given (``"auto"``...), resolved by :func:`run`.
+    threads : int or None
+        torch CPU threads (None: torch's choice).
+    out : str
+        The output folder (``speed.json``).
+    quiet : bool
+        No progress output.
+    """
+
+    quick: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    out: str = "skhsfm_out"
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args, parser):
+        """Check the parsed arguments; bad ones end in ``parser.error`` (exit 2)."""
+        check_positive(parser, args, ("threads",))
+        return cls(
+            quick=bool(args.quick),
+            device=args.device,
+            threads=args.threads,
+            out=args.out,
+            quiet=bool(args.quiet),
+        )
+
+
+def run(settings, argv=()):
+    """Time everything, print the table and write ``speed.json``; returns 0."""
+    from skhsfm import __version__
+    from skhsfm.cli._report import speed_table, write_json
+
+    reporter = Reporter(quiet=settings.quiet)
+    device, threads = setup_torch(settings.device, settings.threads)
+    out = make_out(settings.out)
+    rows = timing_rows(settings.quick, device, reporter)
+    scope = "quick: reduced shapes, 2 epochs" if settings.quick else "paper shapes"
+    title = (
+        f"skhsfm speed ({scope}) | device {device}, {threads} torch thread(s), "
+        f"{platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}"
+    )
+    print(speed_table(rows, title), flush=True)
+    path = os.path.join(out, "speed.json")
+    write_json(
+        path,
+        {
+            "skhsfm_version": __version__,
+            "command": "skhsfm " + " ".join(argv),
+            "device": str(device),
+            "torch_threads": threads,
+            "quick": settings.quick,
+            "rows": rows,
+        },
+    )
+    if not settings.quiet:
+        print(f"\nwrote {path}", flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------ timings
 
 
 def _embeddings(n, d, split, seed):
@@ -142,7 +249,7 @@ def _embed_rows(quick, device, reporter):
     return rows
 
 
-def run_speed(quick, device, reporter):
+def timing_rows(quick, device, reporter):
     """All timing rows, in table order."""
     from skhsfm import HSFMClassifier
 
@@ -156,26 +263,3 @@ def run_speed(quick, device, reporter):
         rows.extend(_hsfm_rows(name, shape, n_epochs, device, reporter))
     rows.extend(_embed_rows(quick, device, reporter))
     return rows
-
-
-def format_speed_table(rows, title):
-    header = ["step", "shape", "seconds", "rate"]
-    cells = [
-        [r["step"], r["shape"], f"{r['seconds']:.3f}", r["rate"] or "-"] for r in rows
-    ]
-    widths = [max(len(c[i]) for c in [header] + cells) for i in range(4)]
-
-    def line(row):
-        parts = [
-            c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths))
-        ]
-        return "| " + " | ".join(parts) + " |"
-
-    separator = "|" + "|".join(
-        ":" + "-" * (w + 1) if i < 2 else "-" * (w + 1) + ":"
-        for i, w in enumerate(widths)
-    )
-    return "\n".join(
-        [title, "", line(header), separator + "|"] + [line(c) for c in cells]
-    )

@@ -1,0 +1,113 @@
+"""Tests of skhsfm.cli.benchmark: settings, per-seed evaluation, summary.
+
+The whole command runs end to end in ``test_cli.py``.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+from skhsfm.cli import build_parser
+from skhsfm.cli.benchmark import (
+    METHODS,
+    BenchmarkSettings,
+    evaluate_seed,
+    summarize,
+)
+
+
+def _settings(argv):
+    parser = build_parser()
+    args = parser.parse_args(["benchmark"] + argv)
+    return BenchmarkSettings.from_args(args, args.subparser)
+
+
+def test_settings_are_a_frozen_dataclass():
+    settings = _settings([])
+    assert dataclasses.is_dataclass(settings)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.seeds = (5,)
+    assert settings == _settings([])  # a value: equal for equal arguments
+    moved = dataclasses.replace(settings, device="cpu")
+    assert moved.device == "cpu" and settings.device == "auto"
+
+
+def test_settings_defaults_and_quick(tmp_path):
+    settings = _settings(["--out", str(tmp_path)])
+    assert settings.embedded and settings.root is None
+    assert settings.seeds == (0, 1, 2) and settings.methods == METHODS
+    assert (settings.n_train, settings.n_val, settings.n_test) == (4800, 1200, 2400)
+    assert settings.backbone_epochs == 10 and settings.preset is None
+    assert settings.cache_dir == os.path.abspath(tmp_path / "cache")
+    quick = _settings(["--quick", "--no-cache", "--n-val", "7"])
+    assert quick.seeds == (0,) and quick.cache_dir is None
+    assert (quick.n_train, quick.n_val, quick.backbone_epochs) == (1600, 7, 8)
+
+
+def test_settings_from_the_options(tmp_path):
+    argv = ["--dataset", "celeba", "--root", str(tmp_path), "--quick"]
+    argv += ["--methods", "hsfm", "erm", "hsfm", "--seeds", "4", "7"]
+    argv += ["--preset", "auto", "--hsfm-epochs", "3", "--cache", str(tmp_path)]
+    settings = _settings(argv)
+    assert not settings.embedded and settings.root == str(tmp_path)
+    assert settings.methods == ("hsfm", "erm") and settings.seeds == (4, 7)
+    assert settings.preset == "celeba" and settings.hsfm_epochs == 3
+    assert (settings.n_train, settings.n_test) == (256, 256)  # --quick cap
+    assert settings.cache_dir == str(tmp_path)
+
+
+def test_evaluate_seed_uses_the_backbone_head(tmp_path):
+    from skhsfm import LinearHead
+    from skhsfm.cli._common import Reporter
+    from skhsfm.cli._sources import Embeddings
+    from skhsfm.datasets import make_spurious_embeddings
+
+    splits = {}
+    for split, n in (("train", 200), ("val", 80), ("test", 80)):
+        X, y, _, g = make_spurious_embeddings(n, 8, split=split, random_state=0)
+        splits[split] = (X, y, g)
+    head = LinearHead(np.ones((1, 8)), [0.0])
+    names = ["g0", "g1", "g2", "g3"]
+    emb = Embeddings(splits, names, head)
+    settings = BenchmarkSettings(methods=("erm",), device="cpu")
+    notes = {}
+    records = evaluate_seed(emb, 0, settings, Reporter(quiet=True), notes)
+    assert [r["method"] for r in records] == [
+        "ERM (backbone head)",
+        "ERM (logistic regression)",
+    ]
+    X_test, y_test, g_test = splits["test"]
+    pred = head.predict(X_test)
+    worst = min(
+        np.mean(pred[g_test == k] == y_test[g_test == k]) for k in np.unique(g_test)
+    )
+    assert records[0]["worst_group_accuracy"] == pytest.approx(worst)
+    assert records[0]["fit_seconds"] is None and records[1]["fit_seconds"] > 0
+
+
+def test_summarize_orders_methods_and_groups():
+    records = [
+        {
+            "seed": seed,
+            "method": method,
+            "worst_group_accuracy": 0.5 + 0.1 * seed,
+            "mean_accuracy": 0.8,
+            "group_accuracy": {"b": 0.5, "a": 1.0},
+            "fit_seconds": None if method == "ERM" else 1.0 + seed,
+        }
+        for seed in (0, 1)
+        for method in ("ERM", "HSFM")
+    ]
+    summary, groups = summarize(records, ["a", "b"])
+    assert groups == ["a", "b"]
+    assert [entry["method"] for entry in summary] == ["ERM", "HSFM"]
+    hsfm = summary[1]
+    assert hsfm["n_seeds"] == 2
+    assert hsfm["worst_group_accuracy"]["mean"] == pytest.approx(0.55)
+    assert hsfm["worst_group_accuracy"]["std"] == pytest.approx(
+        np.std([0.5, 0.6], ddof=1)
+    )
+    assert hsfm["fit_seconds"] == {"mean": 1.5, "std": pytest.approx(np.sqrt(0.5))}
+    assert summary[0]["fit_seconds"] == {"mean": None, "std": None}
