@@ -120,7 +120,7 @@ def plot_training_curves(estimator, *, path=None):
 
 
 def _as_images(images, name):
-    from skhsfm._images import as_image_sequence
+    from skhsfm.embedding._images import as_image_sequence
 
     try:
         return as_image_sequence(images)
@@ -129,7 +129,7 @@ def _as_images(images, name):
 
 
 def _pixels(images, i):
-    from skhsfm._images import to_pil_rgb
+    from skhsfm.embedding._images import to_pil_rgb
 
     return np.asarray(to_pil_rgb(images[i]))
 

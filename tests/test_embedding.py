@@ -248,7 +248,7 @@ def test_offline_tag_fails_fast_with_fix(empty_caches, monkeypatch):
 
 
 def test_unreachable_hub_fails_without_download(empty_caches, monkeypatch):
-    from skhsfm import _backbones
+    from skhsfm.embedding import _backbones
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
@@ -281,7 +281,7 @@ def test_cached_tag_loads_without_touching_the_network(
 ):
     from open_clip import pretrained as oc_pretrained
 
-    from skhsfm import _backbones
+    from skhsfm.embedding import _backbones
 
     path, model, preprocess = clip_weights
     # A pretrained tag for the tiny model whose weights sit in the (empty) HF

@@ -16,10 +16,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_memory
 
-from skhsfm._images import as_image_sequence, fingerprint_images, to_pil_rgb
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
-
-__all__ = ["BackboneEmbedder"]
+from skhsfm.embedding._images import as_image_sequence, fingerprint_images, to_pil_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -350,7 +348,7 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
 
     def _loaded(self):
         """The loaded backbone, (re)loading it when the configuration changed."""
-        from skhsfm import _backbones
+        from skhsfm.embedding import _backbones
 
         device = self._device()
         key = self._runtime_key(device)
@@ -435,7 +433,7 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         """Run the backbone over ``images`` in batches; float32 (n, d) array."""
         import torch
 
-        from skhsfm._backbones import flatten_output
+        from skhsfm.embedding._backbones import flatten_output
 
         loaded = self._loaded()
         device = self._device()
