@@ -664,6 +664,31 @@ def test_memory_skips_the_model_on_repeat(images, image_files, tmp_path):
     assert CALLS["n"] == calls
 
 
+def test_image_fingerprints_are_content_digests(images):
+    import hashlib
+
+    from skhsfm.embedding._keys import fingerprint_images
+
+    def blake(data):
+        return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+    def expected(keys):
+        hasher = hashlib.blake2b(digest_size=16)
+        for key in keys:
+            hasher.update(repr(key).encode())
+        return hasher.hexdigest()
+
+    # The same keys as before the embedder became a package: caches stay valid.
+    stack = ("stack", images.shape, "uint8", blake(images.tobytes()))
+    assert fingerprint_images(images) == expected([stack])
+    pil = Image.fromarray(images[1])
+    keys = [
+        ("array", images[0].shape, "uint8", blake(images[0].tobytes())),
+        ("pil", "RGB", pil.size, blake(pil.tobytes())),
+    ]
+    assert fingerprint_images([images[0], pil]) == expected(keys)
+
+
 def test_memory_keys_on_backbone_config(clip_weights, images, tmp_path):
     from joblib import Memory
 

@@ -169,25 +169,30 @@ def _known_prefixes():
     return ", ".join(f"'{prefix}:'" for prefix in (*LIBRARIES, *SOURCES))
 
 
-def _split_model(text, library, shown, *, one_string):
-    """Read ``[source:]model`` for ``library``; ``shown`` names the input."""
+def _split_model(text, library, shown, *, written=None):
+    """Read ``[source:]model`` for ``library``; ``shown`` names the input.
+
+    ``written`` is None for the embedder's parameters (``model_name=text``)
+    and, for a one-string name, the library prefix as the user wrote it
+    (``"open_clip:"`` or ``""``), so that fixes are spelled like the input.
+    """
+
+    def fix(library_name, model_name):
+        if written is None:
+            return f"pass backbone={library_name!r}, model_name={model_name!r}"
+        return f"write '{library_name}:{model_name}'"
+
     prefix, sep, rest = text.partition(":")
     if sep and prefix in LIBRARIES:
-        fix = (
-            f"write '{prefix}:{rest}'"
-            if one_string
-            else f"pass backbone={prefix!r}, model_name={rest!r}"
-        )
         raise ValueError(
             f"{shown}: {prefix!r} is a library name, not a source of {library.name} "
-            f"models; {fix}."
+            f"models; {fix(prefix, rest)}."
         )
     if sep and prefix in SOURCES and prefix not in library.sources:
         owner = SOURCES[prefix]
         raise ValueError(
             f"{shown}: {library.name} models have no '{prefix}:' source (it is "
-            f"{owner}'s); write '{owner}:{text}' or pass the weights file as "
-            "pretrained=..."
+            f"{owner}'s); {fix(owner, text)}."
         )
     if sep and prefix not in SOURCES:
         raise ValueError(
@@ -197,7 +202,7 @@ def _split_model(text, library, shown, *, one_string):
     source, model = (prefix, rest) if sep else (None, text)
     if not model.strip():
         example = _SOURCE_EXAMPLES.get(source) or _EXAMPLES[library.name]
-        raise ValueError(f"{shown} names no model; e.g. {example!r}.")
+        raise ValueError(f"{shown} names no model; e.g. '{written or ''}{example}'.")
     return BackboneName(library.name, model, source)
 
 
@@ -278,15 +283,13 @@ def parse_backbone(backbone, model_name=None, *, library=None, argument="backbon
                 "torch.nn.Module / callable."
             )
         shown = _show("model_name", model_name)
-        return _split_model(model_name, LIBRARIES[backbone], shown, one_string=False)
+        return _split_model(model_name, LIBRARIES[backbone], shown)
     shown = _show(argument, backbone)
     prefix, sep, rest = backbone.partition(":")
     if sep and prefix in LIBRARIES:
-        return _split_model(rest, LIBRARIES[prefix], shown, one_string=True)
+        return _split_model(rest, LIBRARIES[prefix], shown, written=f"{prefix}:")
     if sep and prefix in SOURCES:
-        return _split_model(
-            backbone, LIBRARIES[SOURCES[prefix]], shown, one_string=True
-        )
+        return _split_model(backbone, LIBRARIES[SOURCES[prefix]], shown, written="")
     if sep:
         raise ValueError(
             f"{shown}: unknown prefix '{prefix}:'; known prefixes are "
