@@ -247,18 +247,8 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         images = as_image_sequence(X)
-        name = self._name()
         embeddings = cached_embeddings(
-            self.memory,
-            lambda: backbone_key(
-                name,
-                backbone=self.backbone,
-                pretrained=self.pretrained,
-                preprocess=self.preprocess,
-                precision=self.precision,
-            ),
-            images,
-            lambda: self._embed(images),
+            self.memory, self._cache_key, images, lambda: self._embed(images)
         )
         # Remember the output size so get_feature_names_out needs no backbone.
         self._dim_memo = (self._config_identity(), embeddings.shape[1])
@@ -352,14 +342,25 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         return resolve_device(self.device)
 
     def _runtime_key(self, device):
-        if isinstance(self.backbone, str):
+        name = self._name()
+        if name.is_custom:
+            identity = (name, id(self.backbone))
+        else:
             pretrained = self.pretrained
             if isinstance(pretrained, os.PathLike):
                 pretrained = os.fspath(pretrained)
-            identity = (self._name(), pretrained)
-        else:
-            identity = ("custom", id(self.backbone))
+            identity = (name, pretrained)
         return identity + (str(device),)
+
+    def _cache_key(self):
+        """The backbone part of the ``memory`` key; None when it cannot be made."""
+        return backbone_key(
+            self._name(),
+            backbone=self.backbone,
+            pretrained=self.pretrained,
+            preprocess=self.preprocess,
+            precision=self.precision,
+        )
 
     def _config_identity(self):
         """What fixes the output size: the backbone and the preprocess."""
