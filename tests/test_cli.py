@@ -375,9 +375,9 @@ def test_waterbirds_with_a_random_resnet18(
     def fail(*args, **kwargs):
         raise AssertionError("the backbone was loaded again")
 
-    import skhsfm._backbones
+    from skhsfm.embedding import _torchvision
 
-    monkeypatch.setattr(skhsfm._backbones, "load_torchvision", fail)
+    monkeypatch.setattr(_torchvision, "load_torchvision", fail)
     status, _, _ = _run(argv, capsys)
     assert status == 0
 

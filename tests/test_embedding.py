@@ -248,14 +248,14 @@ def test_offline_tag_fails_fast_with_fix(empty_caches, monkeypatch):
 
 
 def test_unreachable_hub_fails_without_download(empty_caches, monkeypatch):
-    from skhsfm import _backbones
+    from skhsfm.embedding import _hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(empty_caches, "HF_HUB_OFFLINE", False)
     probed = []
     monkeypatch.setattr(
-        _backbones, "host_reachable", lambda url, **kw: probed.append(url) or False
+        _hub, "host_reachable", lambda url, **kw: probed.append(url) or False
     )
     with pytest.raises(RuntimeError, match="cannot be reached") as info:
         BackboneEmbedder(device="cpu").transform(np.zeros((1, 8, 8, 3), np.uint8))
@@ -281,7 +281,7 @@ def test_cached_tag_loads_without_touching_the_network(
 ):
     from open_clip import pretrained as oc_pretrained
 
-    from skhsfm import _backbones
+    from skhsfm.embedding import _hub
 
     path, model, preprocess = clip_weights
     # A pretrained tag for the tiny model whose weights sit in the (empty) HF
@@ -304,7 +304,7 @@ def test_cached_tag_loads_without_touching_the_network(
     def no_probe(url, **kwargs):
         raise AssertionError("the network was probed although the files are cached")
 
-    monkeypatch.setattr(_backbones, "host_reachable", no_probe)
+    monkeypatch.setattr(_hub, "host_reachable", no_probe)
     out = clip_embedder("cached").transform(images)
     np.testing.assert_allclose(
         out, hand_clip(model, preprocess, images), rtol=1e-5, atol=1e-5
@@ -662,6 +662,31 @@ def test_memory_skips_the_model_on_repeat(images, image_files, tmp_path):
     calls = CALLS["n"]
     embedder.transform(image_files)
     assert CALLS["n"] == calls
+
+
+def test_image_fingerprints_are_content_digests(images):
+    import hashlib
+
+    from skhsfm.embedding._keys import fingerprint_images
+
+    def blake(data):
+        return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+    def expected(keys):
+        hasher = hashlib.blake2b(digest_size=16)
+        for key in keys:
+            hasher.update(repr(key).encode())
+        return hasher.hexdigest()
+
+    # The same keys as before the embedder became a package: caches stay valid.
+    stack = ("stack", images.shape, "uint8", blake(images.tobytes()))
+    assert fingerprint_images(images) == expected([stack])
+    pil = Image.fromarray(images[1])
+    keys = [
+        ("array", images[0].shape, "uint8", blake(images[0].tobytes())),
+        ("pil", "RGB", pil.size, blake(pil.tobytes())),
+    ]
+    assert fingerprint_images([images[0], pil]) == expected(keys)
 
 
 def test_memory_keys_on_backbone_config(clip_weights, images, tmp_path):

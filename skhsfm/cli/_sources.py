@@ -20,6 +20,7 @@ import numpy as np
 from skhsfm._hashing import array_digest
 from skhsfm._linear import LinearHead
 from skhsfm.cli._common import CLIError
+from skhsfm.embedding._registry import parse_backbone
 
 __all__ = [
     "SPLITS",
@@ -63,10 +64,9 @@ class Embeddings:
 def resolve_backbone(backbone, pretrained, weights, dataset):
     """Turn ``--backbone/--pretrained/--weights`` into an embedder configuration.
 
-    The command's only model-name parser (family prefixes, open_clip
-    ``local-dir:``/``hf-hub:`` names, torchvision's model list, default
-    weights); to be replaced by the backbone registry's parser in
-    :mod:`skhsfm.embedding` once it exists.
+    Model names go through the backbone registry's one parser
+    (:func:`skhsfm.embedding._registry.parse_backbone`); this function adds
+    the command's defaults and its ``--pretrained``/``--weights`` rules.
 
     Returns ``{"kind": "dominoes-cnn"}`` or ``{"kind": "embedder", "backbone":
     "torchvision" | "open_clip", "model_name": ..., "pretrained": ...}``.
@@ -95,39 +95,28 @@ def resolve_backbone(backbone, pretrained, weights, dataset):
                 "e.g. --backbone resnet50 --weights /path/to/resnet50.pth."
             )
         return {"kind": "dominoes-cnn"}
-    family, _, name = backbone.partition(":")
-    if family in ("torchvision", "open_clip") and name:
-        model_name = name
-    elif family in ("local-dir", "hf-hub"):
-        family, model_name = "open_clip", backbone
-    else:
-        model_name = backbone
-        if weights is not None:
-            family = "torchvision"
-        elif pretrained is not None:
-            family = "open_clip"
-        else:
-            try:
-                from torchvision import models
-            except ImportError:
-                known = False
-            else:
-                known = backbone in models.list_models(module=models)
-            family = "torchvision" if known else "open_clip"
-    if family == "torchvision":
+    # Which weights option was given decides the library of a bare model name.
+    library = "torchvision" if weights is not None else None
+    if pretrained is not None:
+        library = "open_clip"
+    try:
+        name = parse_backbone(backbone, library=library, argument="--backbone")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    if name.library == "torchvision":
         if pretrained is not None:
             raise CLIError(
                 f"--pretrained is for open_clip backbones; for torchvision model "
-                f"{model_name!r} pass --weights NAME_OR_FILE."
+                f"{name.model_name!r} pass --weights NAME_OR_FILE."
             )
         chosen = "DEFAULT" if weights is None else weights
     else:
         if weights is not None:
             raise CLIError(
                 f"--weights is for torchvision backbones; for open_clip model "
-                f"{model_name!r} pass --pretrained TAG_OR_FILE."
+                f"{name.model_name!r} pass --pretrained TAG_OR_FILE."
             )
-        if pretrained is None and not model_name.startswith(("local-dir:", "hf-hub:")):
+        if pretrained is None and name.source is None:
             raise CLIError(
                 f"--backbone {backbone}: open_clip needs --pretrained, a weights "
                 "tag (e.g. laion2b_s34b_b79k) or a local weights file, or "
@@ -136,12 +125,7 @@ def resolve_backbone(backbone, pretrained, weights, dataset):
         chosen = pretrained
     if isinstance(chosen, str) and chosen.lower() == "none":
         chosen = None
-    return {
-        "kind": "embedder",
-        "backbone": family,
-        "model_name": model_name,
-        "pretrained": chosen,
-    }
+    return {"kind": "embedder", **name.embedder_params(), "pretrained": chosen}
 
 
 def _describe_backbone(spec):

@@ -58,7 +58,7 @@ def palette(n):
 
 def as_images(images, name):
     """An indexable sequence of images, errors naming the argument."""
-    from skhsfm._images import as_image_sequence
+    from skhsfm.embedding._images import as_image_sequence
 
     try:
         return as_image_sequence(images)
@@ -68,6 +68,6 @@ def as_images(images, name):
 
 def pixels(images, i):
     """Image ``i`` as an RGB pixel array for ``imshow``."""
-    from skhsfm._images import to_pil_rgb
+    from skhsfm.embedding._images import to_pil_rgb
 
     return np.asarray(to_pil_rgb(images[i]))

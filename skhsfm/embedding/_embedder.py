@@ -1,37 +1,34 @@
 """BackboneEmbedder: images to frozen-backbone embeddings, scikit-learn style.
 
-torch, torchvision, open_clip, PIL and tqdm are imported inside the methods that
-use them, so importing this module (and :mod:`skhsfm`) stays light.
+The estimator orchestrates; the work is done elsewhere in the package: names
+are read by ``_registry.parse_backbone`` and loaded by the registry's loaders,
+images are validated and decoded by ``_images``, batches run in ``_forward``,
+prompts in ``_text``, and ``memory`` goes through ``_cache`` with keys from
+``_keys``. torch, torchvision, open_clip, PIL and tqdm are imported where they
+are used, so importing this module (and :mod:`skhsfm`) stays light.
 """
 
-import contextlib
-import functools
 import logging
 import os
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_memory
 
-from skhsfm._images import as_image_sequence, fingerprint_images, to_pil_rgb
+from skhsfm._progress import progress_bar
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
+from skhsfm.embedding._cache import cached_embeddings
+from skhsfm.embedding._forward import embed_batches, l2_normalize
+from skhsfm.embedding._images import as_image_sequence
+from skhsfm.embedding._keys import backbone_key
+from skhsfm.embedding._registry import library_names, load_backbone, parse_backbone
+from skhsfm.embedding._text import check_prompts, encode_prompts
 
-__all__ = ["BackboneEmbedder"]
+# The name users configure; it was the module's name before the package split.
+logger = logging.getLogger("skhsfm.embedding")
 
-logger = logging.getLogger(__name__)
-
-# Bump when the meaning of cached embeddings changes, so old caches are not reused.
-_CACHE_FORMAT = 1
 # Size of the blank image embedded to learn the output size of a user module.
 _PROBE_SIZE = 224
-
-
-def _cached_embed(backbone_key, images_key, compute):
-    """The function joblib.Memory caches: the key is (backbone_key, images_key)."""
-    return compute()
 
 
 class BackboneEmbedder(TransformerMixin, BaseEstimator):
@@ -174,7 +171,8 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "backbone": [StrOptions({"open_clip", "torchvision"}), callable],
+        # Library names come from the registry: a new library is one entry there.
+        "backbone": [StrOptions(set(library_names())), callable],
         "model_name": [str],
         "pretrained": [str, os.PathLike, None],
         "preprocess": [callable, None],
@@ -249,11 +247,13 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         images = as_image_sequence(X)
-        embeddings = self._embed_maybe_cached(images)
+        embeddings = cached_embeddings(
+            self.memory, self._cache_key, images, lambda: self._embed(images)
+        )
         # Remember the output size so get_feature_names_out needs no backbone.
         self._dim_memo = (self._config_identity(), embeddings.shape[1])
         if self.normalize:
-            embeddings = _l2_normalize(embeddings)
+            embeddings = l2_normalize(embeddings)
         return embeddings
 
     def encode_text(self, prompts):
@@ -271,22 +271,21 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
             L2-normalised when ``normalize=True``, like the image embeddings.
         """
         self._validate_params()
-        if self.backbone != "open_clip":
+        if not self._name().encodes_text:
             raise ValueError(
                 "encode_text needs a CLIP backbone (backbone='open_clip'); got "
                 f"backbone={_short_repr(self.backbone)}."
             )
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not prompts:
-            raise ValueError("prompts is empty; pass at least one string.")
-        bad = [p for p in prompts if not isinstance(p, str)]
-        if bad:
-            raise TypeError(
-                f"prompts must be strings; got {type(bad[0]).__name__} {bad[0]!r}."
-            )
-        embeddings = self._encode_text(prompts)
+        prompts = check_prompts(prompts)
+        embeddings = encode_prompts(
+            self._loaded(),
+            prompts,
+            batch_size=self.batch_size,
+            device=self._device(),
+            precision=self.precision,
+        )
         if self.normalize:
-            embeddings = _l2_normalize(embeddings)
+            embeddings = l2_normalize(embeddings)
         return embeddings
 
     def get_feature_names_out(self, input_features=None):
@@ -330,7 +329,12 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         state.pop("_runtime", None)
         return state
 
-    # -------------------------------------------------------------- loading
+    # ------------------------------------------------------------- helpers
+
+    def _name(self):
+        """The parsed backbone (model_name only counts next to a library name)."""
+        model_name = self.model_name if isinstance(self.backbone, str) else None
+        return parse_backbone(self.backbone, model_name)
 
     def _device(self):
         from skhsfm._torch import resolve_device
@@ -338,11 +342,25 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         return resolve_device(self.device)
 
     def _runtime_key(self, device):
-        if isinstance(self.backbone, str):
-            identity = (self.backbone, self.model_name, _as_str(self.pretrained))
+        name = self._name()
+        if name.is_custom:
+            identity = (name, id(self.backbone))
         else:
-            identity = ("custom", id(self.backbone))
+            pretrained = self.pretrained
+            if isinstance(pretrained, os.PathLike):
+                pretrained = os.fspath(pretrained)
+            identity = (name, pretrained)
         return identity + (str(device),)
+
+    def _cache_key(self):
+        """The backbone part of the ``memory`` key; None when it cannot be made."""
+        return backbone_key(
+            self._name(),
+            backbone=self.backbone,
+            pretrained=self.pretrained,
+            preprocess=self.preprocess,
+            precision=self.precision,
+        )
 
     def _config_identity(self):
         """What fixes the output size: the backbone and the preprocess."""
@@ -350,160 +368,39 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
 
     def _loaded(self):
         """The loaded backbone, (re)loading it when the configuration changed."""
-        from skhsfm import _backbones
-
         device = self._device()
         key = self._runtime_key(device)
         runtime = getattr(self, "_runtime", None)
         if runtime is not None and runtime[0] == key:
             return runtime[1]
         self._runtime = None  # free the old model before loading a new one
-        pretrained = self.pretrained
-        if self.backbone == "open_clip":
-            loaded = _backbones.load_open_clip(self.model_name, pretrained, device)
-        elif self.backbone == "torchvision":
-            loaded = _backbones.load_torchvision(self.model_name, pretrained, device)
-        else:
-            loaded = _backbones.prepare_custom(self.backbone, device)
+        loaded = load_backbone(
+            self._name(), self.pretrained, device, module=self.backbone
+        )
         logger.info("Loaded backbone %s on %s.", _short_repr(self.backbone), device)
         self._runtime = (key, loaded)
         return loaded
 
-    # ------------------------------------------------------------ embedding
-
-    def _embed_maybe_cached(self, images):
-        compute = functools.partial(self._embed, images)
-        if self.memory is None:
-            return compute()
-        memory = self.memory
-        memory = check_memory(os.fspath(memory) if _is_pathlike(memory) else memory)
-        backbone_key = self._cache_key()
-        if backbone_key is None:
-            warnings.warn(
-                "memory is ignored for this call: the backbone or preprocess "
-                "callable could not be fingerprinted (it cannot be pickled). Use a "
-                "torch.nn.Module, a module-level function or a torchvision "
-                "transform to enable caching.",
-                UserWarning,
-                stacklevel=3,
-            )
-            return compute()
-        cached = memory.cache(_cached_embed, ignore=["compute"])
-        return cached(backbone_key, fingerprint_images(images), compute)
-
-    def _cache_key(self):
-        """A fingerprint of everything that changes the (unnormalised) embeddings."""
-        import joblib
-
-        parts = [_CACHE_FORMAT, self.precision]
-        if isinstance(self.backbone, str):
-            parts += [
-                self.backbone,
-                self.model_name,
-                _path_stamp(self.model_name.removeprefix("local-dir:"))
-                if self.model_name.startswith("local-dir:")
-                else None,
-                _as_str(self.pretrained),
-                _path_stamp(self.pretrained) if self.pretrained is not None else None,
-            ]
-        else:
-            parts.append(_object_fingerprint(self.backbone))
-        if self.preprocess is not None:
-            parts.append(_object_fingerprint(self.preprocess))
-        if any(part is _UNHASHABLE for part in parts):
-            return None
-        return joblib.hash(parts)
-
-    def _progress_bar(self, total, desc):
-        show = self.show_progress_bar
-        if show is None:
-            show = logging.getLogger("skhsfm").getEffectiveLevel() <= logging.INFO
-        if not show:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as exc:
-            if self.show_progress_bar:
-                raise ImportError(
-                    "show_progress_bar=True needs tqdm; install it with "
-                    "`pip install tqdm` or pass show_progress_bar=False."
-                ) from exc
-            return None
-        return tqdm(total=total, desc=desc, unit="img")
-
     def _embed(self, images):
         """Run the backbone over ``images`` in batches; float32 (n, d) array."""
-        import torch
-
-        from skhsfm._backbones import flatten_output
-
         loaded = self._loaded()
-        device = self._device()
-        preprocess = self.preprocess or loaded.preprocess
-        n_images = len(images)
-        batch_size = self.batch_size
-        starts = range(0, n_images, batch_size)
-        pool = ThreadPoolExecutor(self.num_workers) if self.num_workers else None
-        bar = self._progress_bar(n_images, "Embedding images")
-        out = None
-
-        def prepare(image):
-            return preprocess(to_pil_rgb(image))
-
-        def submit(start):
-            chunk = images[start : start + batch_size]
-            if pool is None:
-                return chunk
-            return [pool.submit(prepare, image) for image in chunk]
-
-        def collect(pending):
-            if pool is None:
-                tensors = [prepare(image) for image in pending]
-            else:
-                tensors = [future.result() for future in pending]
-            return _stack(tensors)
-
-        try:
-            pending = submit(0)
-            for start in starts:
-                batch = collect(pending)
-                if start + batch_size < n_images:  # decode ahead while the model runs
-                    pending = submit(start + batch_size)
-                if device.type == "cuda":
-                    batch = batch.pin_memory()
-                batch = batch.to(device, non_blocking=True)
-                with torch.inference_mode(), _autocast(device, self.precision):
-                    output = loaded.forward(batch)
-                output = flatten_output(output, len(batch))
-                output = output.float().cpu().numpy()
-                if out is None:
-                    out = np.empty((n_images, output.shape[1]), dtype=np.float32)
-                out[start : start + len(output)] = output
-                if bar is not None:
-                    bar.update(len(output))
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            if bar is not None:
-                bar.close()
+        bar = progress_bar(
+            len(images), "Embedding images", show=self.show_progress_bar, unit="img"
+        )
+        with bar:
+            out = embed_batches(
+                loaded.forward,
+                self.preprocess or loaded.preprocess,
+                images,
+                batch_size=self.batch_size,
+                device=self._device(),
+                precision=self.precision,
+                num_workers=self.num_workers,
+                bar=bar,
+            )
         if loaded.dim is None:
             loaded.dim = out.shape[1]
         return out
-
-    def _encode_text(self, prompts):
-        import torch
-
-        loaded = self._loaded()
-        device = self._device()
-        if loaded.tokenizer is None:
-            loaded.tokenizer = loaded.extras["make_tokenizer"]()
-        chunks = []
-        for start in range(0, len(prompts), self.batch_size):
-            tokens = loaded.tokenizer(prompts[start : start + self.batch_size])
-            with torch.inference_mode(), _autocast(device, self.precision):
-                output = loaded.model.encode_text(tokens.to(device))
-            chunks.append(output.float().cpu().numpy())
-        return np.concatenate(chunks).astype(np.float32, copy=False)
 
     def _embedding_dim(self):
         self._validate_params()
@@ -517,83 +414,6 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         return loaded.dim
 
 
-# ----------------------------------------------------------------- helpers
-
-
-_UNHASHABLE = object()
-
-
-def _is_pathlike(value):
-    return isinstance(value, os.PathLike)
-
-
-def _as_str(value):
-    return os.fspath(value) if _is_pathlike(value) else value
-
-
 def _short_repr(value, limit=60):
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _path_stamp(path):
-    """(path, size, mtime) of a file, or of every file in a folder; None if absent."""
-    path = os.path.expanduser(os.fspath(path))
-    if os.path.isfile(path):
-        stat = os.stat(path)
-        return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    if os.path.isdir(path):
-        names = sorted(os.listdir(path))
-        return tuple(_path_stamp(os.path.join(path, name)) for name in names)
-    return None
-
-
-def _object_fingerprint(obj):
-    """A content hash of a module or callable, or ``_UNHASHABLE``."""
-    import joblib
-
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        torch = None
-    if torch is not None and isinstance(obj, torch.nn.Module):
-        state = {
-            name: tensor.detach().cpu().float().numpy()
-            for name, tensor in obj.state_dict().items()
-        }
-        return (type(obj).__module__, type(obj).__qualname__, repr(obj), state)
-    try:
-        return joblib.hash(obj)
-    except Exception:  # lambdas and other unpicklable callables
-        return _UNHASHABLE
-
-
-def _l2_normalize(embeddings):
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
-
-
-def _autocast(device, precision):
-    import torch
-
-    if precision != "amp":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _stack(tensors):
-    import torch
-
-    tensors = [
-        t if isinstance(t, torch.Tensor) else torch.as_tensor(t) for t in tensors
-    ]
-    shapes = {tuple(t.shape) for t in tensors}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"Preprocessed images have different shapes {sorted(shapes)[:3]}; a batch "
-            "needs one shape. Pass preprocess=<transform> that resizes (e.g. "
-            "torchvision.transforms.Compose([Resize(224), CenterCrop(224), "
-            "ToTensor()])), or give images of one size."
-        )
-    return torch.stack(tensors)

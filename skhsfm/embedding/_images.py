@@ -2,15 +2,14 @@
 
 Everything here works on numpy and PIL; torch tensors given as input are turned
 into numpy arrays once, so this module imports neither torch nor PIL at import
-time.
+time. Fingerprints of validated images (for the cache) live in ``_keys``.
 """
 
-import hashlib
 import os
 
 import numpy as np
 
-__all__ = ["as_image_sequence", "to_pil_rgb", "fingerprint_images"]
+__all__ = ["as_image_sequence", "to_pil_rgb"]
 
 _CHANNELS = (1, 3, 4)
 _PIL_MISSING = (
@@ -222,34 +221,3 @@ def to_pil_rgb(image):
     if isinstance(image, np.ndarray):
         return _pil_to_rgb(_array_to_pil(image))
     return _pil_to_rgb(image)
-
-
-def _item_key(item):
-    if isinstance(item, str):
-        stat = os.stat(item)
-        return ("path", os.path.abspath(item), stat.st_size, stat.st_mtime_ns)
-    if isinstance(item, np.ndarray):
-        return ("array", item.shape, str(item.dtype), _digest(item))
-    digest = hashlib.blake2b(item.tobytes(), digest_size=16).hexdigest()
-    return ("pil", item.mode, item.size, digest)
-
-
-def _digest(array):
-    data = np.ascontiguousarray(array)
-    return hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16).hexdigest()
-
-
-def fingerprint_images(images):
-    """A short string that changes when the images (or the files) change.
-
-    Files are keyed on absolute path, size and modification time rather than
-    content, so fingerprinting a large image folder stays cheap.
-    """
-    hasher = hashlib.blake2b(digest_size=16)
-    if isinstance(images, np.ndarray):
-        keys = [("stack", images.shape, str(images.dtype), _digest(images))]
-    else:
-        keys = [_item_key(item) for item in images]
-    for key in keys:
-        hasher.update(repr(key).encode())
-    return hasher.hexdigest()
