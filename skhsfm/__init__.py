@@ -4,10 +4,10 @@ The flagship is :class:`HSFMClassifier` (Hard-Set-Guided Feature-Space
 Meta-Learning). Importing the package does not import torch.
 """
 
-__version__ = "0.1.0"
-
+from skhsfm._base import InconsistentVersionWarning
 from skhsfm._hsfm import PRESETS, HSFMClassifier
 from skhsfm._linear import LinearHead
+from skhsfm._version import __version__
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 from skhsfm.embedding import BackboneEmbedder
 from skhsfm.metrics import (
@@ -32,6 +32,7 @@ __all__ = [
     "DFRClassifier",
     "ERMHeadClassifier",
     "GroupStratifiedKFold",
+    "InconsistentVersionWarning",
     "LinearHead",
     "GroupAccuracyReport",
     "group_accuracy_report",

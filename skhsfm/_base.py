@@ -10,6 +10,11 @@
   and train with torch (``init_coef``, ``init_intercept``, ``erm_C``,
   ``device``, ``verbose``; AFR, HSFM).
 
+Every head records the skhsfm version it was fitted with; unpickling (pickle,
+joblib, ``skops.io.load``) a head fitted by another version warns with
+:class:`InconsistentVersionWarning`, as scikit-learn does for its own
+estimators.
+
 Parameter and ``fit`` documentation shared by several heads is written once in
 :data:`PARAMETER_DOCS` and filled into docstrings by :func:`fill_doc`.
 """
@@ -24,9 +29,11 @@ from sklearn.utils import check_random_state
 from skhsfm._linear import LinearHeadMixin, initial_head
 from skhsfm._pools import fit_pools
 from skhsfm._sklearn_compat import Interval, fit_context
+from skhsfm._version import __version__
 
 __all__ = [
     "BaseHead",
+    "InconsistentVersionWarning",
     "HeldOutHead",
     "RenamedKeys",
     "InitializedHead",
@@ -99,12 +106,78 @@ def fill_doc(obj):
     return obj
 
 
+class InconsistentVersionWarning(UserWarning):
+    """A fitted head was loaded by another skhsfm version than it was fitted with.
+
+    Raised as a warning when a head is unpickled (``pickle``, ``joblib``,
+    ``skops.io.load``), the counterpart of scikit-learn's
+    :class:`~sklearn.exceptions.InconsistentVersionWarning` for skhsfm's own
+    estimators. The fitted state of one version may mean something else to
+    another (a renamed attribute, a changed convention); refit with the
+    installed version, or load with the version the head was fitted with.
+
+    Parameters
+    ----------
+    estimator_name : str
+        Class name of the loaded estimator.
+    current_version : str
+        The installed skhsfm version.
+    original_version : str or None
+        The version the estimator was fitted with; None when the file predates
+        the version stamp.
+
+    Examples
+    --------
+    >>> import pickle, warnings
+    >>> import numpy as np
+    >>> from skhsfm import ERMHeadClassifier, InconsistentVersionWarning
+    >>> head = ERMHeadClassifier().fit(np.eye(4), [0, 0, 1, 1])
+    >>> state = head.__getstate__()
+    >>> state["_skhsfm_version"] = "0.0.1"  # as if fitted by an old release
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     ERMHeadClassifier().__setstate__(state)
+    >>> caught[0].message.original_version
+    '0.0.1'
+    """
+
+    def __init__(self, *, estimator_name, current_version, original_version):
+        self.estimator_name = estimator_name
+        self.current_version = current_version
+        self.original_version = original_version
+
+    def __str__(self):
+        fitted_with = (
+            "an unknown skhsfm version (saved before skhsfm recorded versions)"
+            if self.original_version is None
+            else f"skhsfm version {self.original_version}"
+        )
+        return (
+            f"Loading {self.estimator_name} fitted with {fitted_with} while skhsfm "
+            f"{self.current_version} is installed. This might lead to breaking code "
+            "or invalid results. Refit it with this version, or load it with the "
+            "version it was fitted with."
+        )
+
+
+#: Name of the version stamp in a fitted head's state (a plain ``str``).
+VERSION_KEY = "_skhsfm_version"
+
+
+def _is_fitted_state(state):
+    """Whether a ``__dict__``-like state holds fitted attributes (as
+    :func:`~sklearn.utils.validation.check_is_fitted` decides)."""
+    return any(k.endswith("_") and not k.startswith("__") for k in state)
+
+
 class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     """Base class of the package's linear heads.
 
     Subclasses implement ``_fit(X, y, groups, X_val, y_val, groups_val)``,
     which sets the fitted attributes (``coef_``, ``intercept_``, ``classes_``
-    and ``n_features_in_`` at least).
+    and ``n_features_in_`` at least). ``fit`` then stamps the skhsfm version
+    (``_skhsfm_version``, a ``str``), which travels with the pickled state and
+    is checked when it is loaded.
     """
 
     __metadata_request__fit = {"groups": True}
@@ -125,10 +198,33 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._fit(X, y, groups, X_val, y_val, groups_val)
+        setattr(self, VERSION_KEY, __version__)
         return self
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):  # pragma: no cover
         raise NotImplementedError
+
+    def __getstate__(self):
+        # Copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.
+        state = dict(super().__getstate__())
+        if _is_fitted_state(state) and VERSION_KEY not in state:
+            # fitted by a subclass whose fit skipped BaseHead.fit, or restored
+            # from an unstamped file (which warned when it was loaded)
+            state[VERSION_KEY] = __version__
+        return state
+
+    def __setstate__(self, state):
+        version = state.get(VERSION_KEY)
+        if _is_fitted_state(state) and version != __version__:
+            warnings.warn(
+                InconsistentVersionWarning(
+                    estimator_name=type(self).__name__,
+                    current_version=__version__,
+                    original_version=version,
+                ),
+                stacklevel=2,
+            )
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

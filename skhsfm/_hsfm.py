@@ -146,10 +146,10 @@ class HSFMClassifier(InitializedHead):
     init_intercept_ : ndarray, same shape as ``intercept_``
         The initial head's intercept.
     support_init_ : ndarray of shape (n_support, n_features)
-        Initial support embeddings (rows of ``X``).
+        Initial support embeddings (rows of ``X``, in ``X``'s float dtype).
     support_edited_ : ndarray of shape (n_support, n_features)
-        Edited support embeddings at the selected epoch; the edits are
-        ``support_edited_ - support_init_``.
+        Edited support embeddings at the selected epoch, in ``X``'s float
+        dtype; the edits are ``support_edited_ - support_init_``.
     support_labels_ : ndarray of shape (n_support,)
         Class label of each support embedding.
     support_indices_ : ndarray of shape (n_support,)
@@ -318,7 +318,7 @@ class HSFMClassifier(InitializedHead):
         self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * self.scale_, b0)
         self.support_indices_ = pools.support_index[support]
         self.support_init_ = pools.X[support]
-        self.support_edited_ = result.H / self.scale_
+        self.support_edited_ = (result.H / self.scale_).astype(pools.X.dtype)
         self.support_labels_ = self.classes_[pools.y[support]]
         self.hard_pool_indices_ = pools.hard_index
         self.hard_set_indices_ = result.hard_set

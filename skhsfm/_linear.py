@@ -8,6 +8,12 @@ never needs torch.
 
 Inside the fitting code heads are kept with one row per class (``W, b``, the
 *softmax* form); :func:`to_softmax_head` and :func:`to_sklearn_head` convert.
+
+Because the conventions are :class:`~sklearn.linear_model.LogisticRegression`'s
+(binary: sigmoid of one score; more classes: multinomial softmax, never
+one-vs-rest), every head converts to a fitted ``LogisticRegression`` that
+predicts the same (:func:`logistic_regression`, ``to_sklearn()``): a plain
+scikit-learn model to deploy, or to export to ONNX with ``skl2onnx``.
 """
 
 from dataclasses import dataclass
@@ -17,7 +23,7 @@ from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-__all__ = ["LinearHead", "LinearHeadMixin"]
+__all__ = ["LinearHead", "LinearHeadMixin", "logistic_regression"]
 
 
 def _scores(X, coef, intercept):
@@ -136,6 +142,35 @@ class LinearHead:
         """Log of :meth:`predict_proba`, computed stably."""
         return _log_proba(self.decision_function(X))
 
+    def to_sklearn(self):
+        """The head as a fitted scikit-learn ``LogisticRegression``.
+
+        Returns
+        -------
+        model : sklearn.linear_model.LogisticRegression
+            Fitted, with ``coef_``, ``intercept_``, ``classes_`` and
+            ``n_features_in_`` of this head: same ``predict``,
+            ``predict_proba`` and ``decision_function``. A two-class head
+            given with two rows becomes sklearn's one row ``coef[1] - coef[0]``
+            (same labels and probabilities; ``decision_function`` then returns
+            that one score).
+
+        See Also
+        --------
+        LinearHeadMixin.to_sklearn : The same for a fitted head estimator.
+
+        Examples
+        --------
+        >>> from skhsfm import LinearHead
+        >>> head = LinearHead([[1.0, -1.0]], [0.0], classes=["cat", "dog"])
+        >>> head.to_sklearn().predict([[2.0, 0.0], [0.0, 2.0]]).tolist()
+        ['dog', 'cat']
+        """
+        coef, intercept = self.coef, self.intercept
+        if coef.shape[0] == 2:  # two classes in the softmax form
+            coef, intercept = to_sklearn_head(coef, intercept)
+        return logistic_regression(coef, intercept, self.classes)
+
 
 class LinearHeadMixin:
     """``decision_function`` / ``predict`` / ``predict_proba`` from a linear head.
@@ -210,6 +245,95 @@ class LinearHeadMixin:
         log_proba : ndarray of shape (n_samples, n_classes)
         """
         return _log_proba(self._decision(X))
+
+    def to_sklearn(self):
+        """The fitted head as a plain scikit-learn ``LogisticRegression``.
+
+        A fitted head of this package is a linear model in
+        :class:`~sklearn.linear_model.LogisticRegression`'s layout, so the
+        returned model, given the same ``coef_``, ``intercept_`` and
+        ``classes_``, predicts the same: identical ``predict`` and
+        ``decision_function``, and ``predict_proba`` equal up to floating-point
+        rounding (sigmoid for two classes, multinomial softmax for more). Use it
+        to serve predictions where skhsfm is not installed, or to export the
+        head with tools that know scikit-learn's linear models, e.g. to ONNX
+        with ``skl2onnx.to_onnx(head.to_sklearn(), X[:1])``.
+
+        Returns
+        -------
+        model : sklearn.linear_model.LogisticRegression
+            A fitted model with copies of ``coef_``, ``intercept_``,
+            ``classes_``, ``n_features_in_`` and, when ``fit`` saw string
+            column names, ``feature_names_in_``. Its hyperparameters are
+            ``LogisticRegression``'s defaults: calling its ``fit`` would train
+            a plain logistic regression, not this head.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            When the head is not fitted.
+
+        See Also
+        --------
+        skhsfm.LinearHead.to_sklearn : The same for a head given as arrays.
+
+        Notes
+        -----
+        Only what prediction needs is carried over; the method's own fitted
+        attributes (``history_``, ``support_edited_``, ...) stay on the head.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skhsfm import ERMHeadClassifier
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.normal(size=(30, 3)); y = np.repeat(["a", "b", "c"], 10)
+        >>> head = ERMHeadClassifier().fit(X, y)
+        >>> model = head.to_sklearn()
+        >>> type(model).__name__
+        'LogisticRegression'
+        >>> bool((model.predict(X) == head.predict(X)).all())
+        True
+        >>> np.allclose(model.predict_proba(X), head.predict_proba(X))
+        True
+
+        Export to ONNX (needs ``pip install skhsfm[onnx]``)::
+
+            from skl2onnx import to_onnx
+            onx = to_onnx(head.to_sklearn(), X[:1].astype(np.float32))
+        """
+        check_is_fitted(self, ("coef_", "intercept_", "classes_"))
+        model = logistic_regression(self.coef_, self.intercept_, self.classes_)
+        model.n_features_in_ = self.n_features_in_
+        if hasattr(self, "feature_names_in_"):
+            model.feature_names_in_ = np.array(self.feature_names_in_, copy=True)
+        return model
+
+
+def logistic_regression(coef, intercept, classes):
+    """A fitted :class:`~sklearn.linear_model.LogisticRegression` with this head.
+
+    ``coef`` in sklearn's convention (``(1, n_features)`` for two classes).
+    Default hyperparameters: its binary ``predict_proba`` is the sigmoid of the
+    one score and, for more classes, the softmax over the scores (the default
+    lbfgs solver is multinomial), as the package's heads predict.
+    """
+    coef = np.array(coef, dtype=np.float64, copy=True, order="C")
+    intercept = np.array(intercept, dtype=np.float64, copy=True).ravel()
+    classes = np.array(classes, copy=True)
+    n_rows = 1 if classes.shape[0] == 2 else classes.shape[0]
+    if coef.ndim != 2 or coef.shape[0] != n_rows or intercept.shape != (n_rows,):
+        raise ValueError(
+            f"A head with {classes.shape[0]} classes needs coef of shape "
+            f"({n_rows}, n_features) and intercept of shape ({n_rows},); got "
+            f"{coef.shape} and {intercept.shape}."
+        )
+    model = LogisticRegression()
+    model.classes_ = classes
+    model.coef_ = coef
+    model.intercept_ = intercept
+    model.n_features_in_ = coef.shape[1]
+    return model
 
 
 def to_softmax_head(coef, intercept, n_classes):

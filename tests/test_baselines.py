@@ -73,7 +73,7 @@ def binary_data():
 @pytest.fixture(scope="module")
 def dfr_fitted(binary_data):
     X, y, g, X_val, y_val, g_val = binary_data[:6]
-    dfr = DFRClassifier(random_state=0)
+    dfr = DFRClassifier(random_state=0, store_models=True)  # keep every model
     return dfr.fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
 
 
@@ -183,7 +183,7 @@ def test_dfr_improves_worst_group_over_erm(binary_data, dfr_fitted):
 def test_dfr_is_seeded(binary_data):
     X, y, g, X_val, y_val, g_val = binary_data[:6]
     fits = [
-        DFRClassifier(n_models=3, random_state=seed).fit(
+        DFRClassifier(n_models=3, random_state=seed, store_models=True).fit(
             X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val
         )
         for seed in (0, 0, 1)
@@ -194,7 +194,9 @@ def test_dfr_is_seeded(binary_data):
 
 def test_dfr_multiclass_without_held_out_data():
     X, y, g = spurious([60, 30, 30, 60, 50, 40], n_features=8, n_classes=3)
-    dfr = DFRClassifier(Cs=(1.0, 0.1), n_models=4, random_state=0).fit(X, y, g)
+    dfr = DFRClassifier(
+        Cs=(1.0, 0.1), n_models=4, random_state=0, store_models=True
+    ).fit(X, y, g)
     assert dfr.coef_.shape == (3, 8)
     assert dfr.coefs_.shape == (4, 3, 8)
     hard = dfr.hard_pool_indices_
@@ -207,7 +209,9 @@ def test_dfr_multiclass_without_held_out_data():
 
 def test_dfr_balance_classes_needs_no_groups(binary_data):
     X, y = binary_data[:2]
-    dfr = DFRClassifier(balance="classes", n_models=2, random_state=0).fit(X, y)
+    dfr = DFRClassifier(
+        balance="classes", n_models=2, random_state=0, store_models=True
+    ).fit(X, y)
     y_hard = y[dfr.hard_pool_indices_]
     for idx in dfr.subsample_indices_:
         counts = np.bincount(y_hard[idx])

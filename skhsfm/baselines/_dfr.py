@@ -21,6 +21,9 @@ __all__ = ["DFRClassifier"]
 #: The inverse L1 strengths of the original DFR script (Waterbirds grid).
 DFR_CS = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 
+#: Fitted attributes kept only with ``store_models=True``.
+_PER_MODEL = ("coefs_", "intercepts_", "subsample_indices_")
+
 
 @fill_doc
 class DFRClassifier(HeldOutHead):
@@ -62,6 +65,19 @@ class DFRClassifier(HeldOutHead):
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out, the tuning split, every subsample and the solvers.
         (The original script used the unseeded global generator.)
+    store_models : bool, default=False
+        Keep every model's weights (``coefs_``, ``intercepts_``) and the rows
+        it was fit on (``subsample_indices_``) after ``fit``: to study the
+        ensemble (how stable the L1 selection is across subsamples, e.g. the
+        share of models giving a feature a non-zero weight) or to audit and
+        reproduce one model. Prediction uses only the averaged ``coef_`` and
+        ``intercept_``, which do not depend on this setting; without the
+        per-model arrays a fitted head on 2048-d embeddings is about ten times
+        smaller on disk.
+
+        .. versionchanged:: 0.2
+           The per-model arrays used to be kept always; pass
+           ``store_models=True`` for them.
 
     Attributes
     ----------
@@ -89,14 +105,16 @@ class DFRClassifier(HeldOutHead):
         Their standard deviation (1 for constant features).
     coefs_ : ndarray of shape (n_models, n_rows, n_features)
         The weights of every model on standardised embeddings;
-        ``coef_ == coefs_.mean(0) / scaler_scale_``.
+        ``coef_ == coefs_.mean(0) / scaler_scale_``. Only with
+        ``store_models=True``.
     intercepts_ : ndarray of shape (n_models, n_rows)
-        Their biases.
+        Their biases. Only with ``store_models=True``.
     subsample_size_ : int
         Samples per group in each final subsample (the smallest group's size
         in the hard pool).
     subsample_indices_ : ndarray of shape (n_models, n_groups * subsample_size_)
-        Rows of the hard pool in each final subsample.
+        Rows of the hard pool in each final subsample. Only with
+        ``store_models=True``.
     hard_pool_indices_ : ndarray of int or None
         Rows of ``X`` held out as the hard pool, or None when ``X_val`` was
         given.
@@ -147,6 +165,7 @@ class DFRClassifier(HeldOutHead):
         "n_models": [Interval(Integral, 1, None, closed="left")],
         "balance": [StrOptions({"groups", "classes"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "store_models": ["boolean"],
     }
 
     def __init__(
@@ -158,6 +177,7 @@ class DFRClassifier(HeldOutHead):
         validation_fraction=0.2,
         max_iter=1000,
         random_state=None,
+        store_models=False,
     ):
         self.Cs = Cs
         self.n_models = n_models
@@ -165,6 +185,7 @@ class DFRClassifier(HeldOutHead):
         self.validation_fraction = validation_fraction
         self.max_iter = max_iter
         self.random_state = random_state
+        self.store_models = store_models
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
         Cs = _check_Cs(self.Cs)
@@ -193,17 +214,32 @@ class DFRClassifier(HeldOutHead):
             coefs.append(model.coef_)
             intercepts.append(model.intercept_)
             subsamples.append(idx)
-        self.coefs_ = np.asarray(coefs, dtype=np.float64)
-        self.intercepts_ = np.asarray(intercepts, dtype=np.float64)
+        coefs = np.asarray(coefs, dtype=np.float64)
+        intercepts = np.asarray(intercepts, dtype=np.float64)
+        for name in _PER_MODEL:  # a refit with store_models=False drops old ones
+            vars(self).pop(name, None)
+        if self.store_models:
+            self.coefs_, self.intercepts_ = coefs, intercepts
+            self.subsample_indices_ = np.asarray(subsamples)
         self.subsample_size_ = size
-        self.subsample_indices_ = np.asarray(subsamples)
         self.scaler_mean_, self.scaler_scale_ = mean, scale
-        coef = self.coefs_.mean(axis=0)
         # w.(x - m)/s + b  ==  (w/s).x + (b - (w/s).m)
-        self.coef_ = coef / scale
-        self.intercept_ = self.intercepts_.mean(axis=0) - self.coef_ @ mean
+        self.coef_ = coefs.mean(axis=0) / scale
+        self.intercept_ = intercepts.mean(axis=0) - self.coef_ @ mean
         self.hard_pool_indices_ = pools.hard_index
         self.n_iter_ = n_iter
+
+    def __getattr__(self, name):
+        # only reached when normal lookup fails: say why a per-model array is absent
+        if name in _PER_MODEL and "coef_" in vars(self):
+            raise AttributeError(
+                f"{type(self).__name__} keeps {name} only when fitted with "
+                "store_models=True (the default is False since 0.2); refit with "
+                "DFRClassifier(store_models=True, ...) to keep every model."
+            )
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+        )
 
     def _l1_logreg(self, C, rng):
         multiclass = self.classes_.shape[0] > 2
