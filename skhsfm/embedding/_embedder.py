@@ -326,7 +326,9 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
     def __getstate__(self):
         # Copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.
         state = dict(super().__getstate__())
-        state.pop("_runtime", None)
+        # the loaded model, and the dimension memo keyed on this process's ids
+        for name in ("_runtime", "_dim_memo"):
+            state.pop(name, None)
         return state
 
     # ------------------------------------------------------------- helpers
