@@ -46,6 +46,17 @@ def _pct(stat, with_std=True):
     return f"{100 * stat['mean']:.1f} +- {100 * stat['std']:.1f}"
 
 
+def _paired_text(paired):
+    """``+1.2 [-0.3, +2.7]``: the mean paired difference and its interval, in
+    percentage points; ``ref.`` for the reference itself."""
+    if paired is None:
+        return "ref."
+    mean = f"{100 * paired['mean']:+.1f}"
+    if not math.isfinite(paired["low"]):
+        return f"{mean} (1 seed)"
+    return f"{mean} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"
+
+
 def _seconds(stat):
     return "-" if stat["mean"] is None else f"{stat['mean']:.2f}"
 
@@ -71,6 +82,15 @@ def benchmark_table(summary, groups, title_lines, footnotes=()):
         ]
         for entry in summary
     ]
+    reference = next(
+        (e["method"] for e in summary if "paired_difference" in e and
+         e["paired_difference"] is None),
+        None,
+    )  # fmt: skip
+    if reference is not None:
+        header.insert(2, f"vs {reference}, paired (pp)")
+        for row, entry in zip(rows, summary):
+            row.insert(2, _paired_text(entry["paired_difference"]))
     group_header = ["method"] + [_cell_name(name) for name in groups]
     group_rows = [
         [entry["method"]]
@@ -103,13 +123,14 @@ def _seed_text(seeds):
     return ", ".join(str(s) for s in seeds)
 
 
-def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds):
+def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds, reference=None):
     """The lines under the benchmark tables: what the numbers mean, where the
     time went, cached seeds and the warnings raised during fits."""
     start = (
         "the backbone's own last layer"
         if has_head
-        else "a logistic regression on the training embeddings"
+        else "their default initial head (a logistic regression on the training "
+        "embeddings)"
     )
     lines = [
         "worst-group acc.: the lowest test accuracy over the (class, attribute) "
@@ -119,6 +140,14 @@ def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds):
         f"hard pool = validation split. AFR and HSFM start from {start}.",
         "fit (s): wall time of fit (mean over seeds; the CPU may be shared).",
     ]
+    if reference is not None:
+        lines.insert(
+            1,
+            f"vs {reference}, paired: mean over seeds of (method - {reference}) test "
+            "worst-group accuracy on the same seed, in percentage points, with its "
+            "95% confidence interval (paired t); an interval wholly above 0 means "
+            f"better than {reference} at that confidence.",
+        )
     stages = {}
     for entry in timings:
         for key, value in entry.items():
