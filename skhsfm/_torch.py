@@ -118,8 +118,10 @@ def to_tensor(array, device, dtype=None):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*NumPy array is not writable")
         tensor = torch.as_tensor(array, dtype=dtype, device=device)
-    if tensor.device.type == "cpu" and array.size and (
-        tensor.data_ptr() == array.__array_interface__["data"][0]
+    if (
+        tensor.device.type == "cpu"
+        and array.size
+        and (tensor.data_ptr() == array.__array_interface__["data"][0])
     ):
         tensor = tensor.clone()  # it shares the read-only memory
     return tensor

@@ -320,9 +320,9 @@ def _train_grid(
     # are rows of one (n_classes * n_heads, n_features) matrix, class-major (row
     # k * n_heads + h), so logits view as (n, n_classes, n_heads) and a step of
     # the whole grid is two matrix products.
-    onehot = torch.nn.functional.one_hot(
-        to_tensor(y, dev, torch.long), n_classes
-    ).to(X_t.dtype)[:, :, None]
+    onehot = torch.nn.functional.one_hot(to_tensor(y, dev, torch.long), n_classes).to(
+        X_t.dtype
+    )[:, :, None]
     y_s = to_tensor(y_sel, dev, torch.long)[:, None, None]
     # indicator @ correct counts hits per stratum (exact in float32); accuracies
     # are then formed in float64 so that they print and compare cleanly
