@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 
-__all__ = ["atomic_write", "recover_file_set", "write_file_set"]
+__all__ = ["atomic_write", "ensure_folder", "recover_file_set", "write_file_set"]
 
 _JOURNAL = ".skhsfm-swap.json"
 _STAGING = ".skhsfm-new-"
@@ -66,6 +66,33 @@ def atomic_write(path, write):
     except BaseException:
         _remove(tmp)
         raise
+
+
+def ensure_folder(path, argument):
+    """Create the folder ``path`` (given as ``argument``) or say why not.
+
+    The error keeps the type of the OS error (``NotADirectoryError``,
+    ``PermissionError``...) and names the argument, the folder and what to do.
+    Returns the path.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(
+            f"{argument}={path!r} is a file, not a folder. Pass a folder you can "
+            "write to."
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "not writable", path)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and exc.filename != path else ""
+        raise type(exc)(
+            f"{argument}={path!r}: cannot create or write to this folder: "
+            f"{reason}{where}. Pass a folder you can write to."
+        ) from exc
+    return path
 
 
 def _check_names(names):

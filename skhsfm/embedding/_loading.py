@@ -75,7 +75,13 @@ def read_state_dict(path):
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        state = load_file(path, device="cpu")
+        try:
+            state = load_file(path, device="cpu")
+        except Exception as exc:  # SafetensorError, OSError: not raw messages
+            raise ValueError(
+                f"Could not read weights file {path!r}: {exc}. Save weights with "
+                "safetensors.torch.save_file(model.state_dict(), path)."
+            ) from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
