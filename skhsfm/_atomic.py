@@ -22,12 +22,15 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 __all__ = ["atomic_write", "ensure_folder", "recover_file_set", "write_file_set"]
 
 _JOURNAL = ".skhsfm-swap.json"
 _STAGING = ".skhsfm-new-"
 _BACKUP = ".skhsfm-old-"
+# Longer than any swap takes: an older journal belongs to a killed process.
+_SWAP_SECONDS = 60.0
 
 
 def _fsync(path):
@@ -116,16 +119,23 @@ def _check_targets(folder, names):
             )
 
 
-def _pid_is_dead(pid):
+def _owner(name):
+    """The process id in a staging or backup folder name (None if absent)."""
+    parts = name.split("-")  # ".skhsfm", "new" | "old", pid, random
+    return int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
+
+
+def _pid_is_alive(pid):
+    """True or False on POSIX; None where it cannot be told cheaply."""
     if os.name != "posix":
-        return False  # cannot tell cheaply: keep the folder
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except OSError:
         return False
-    return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _remove_stale_staging(folder):
@@ -137,9 +147,8 @@ def _remove_stale_staging(folder):
     for entry in entries:
         if not entry.startswith((_STAGING, _BACKUP)):
             continue
-        parts = entry.split("-")  # ".skhsfm", "new" | "old", pid, random
-        pid = parts[2] if len(parts) == 4 else ""
-        if pid.isdigit() and _pid_is_dead(int(pid)):
+        pid = _owner(entry)
+        if pid is not None and _pid_is_alive(pid) is False:
             shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
 
 
@@ -178,6 +187,18 @@ def _read_journal(path):
         return None
 
 
+def _swap_in_progress(journal, path):
+    """Whether another live process is swapping right now. A swap is a few
+    renames, so a journal older than a minute was left by a killed process
+    (whose id may since have been reused)."""
+    pid = _owner(journal["backup"])
+    try:
+        recent = time.time() - os.path.getmtime(path) < _SWAP_SECONDS
+    except OSError:
+        return False
+    return recent and pid not in (None, os.getpid()) and _pid_is_alive(pid) is True
+
+
 def recover_file_set(folder):
     """Finish what a killed :func:`write_file_set` left in ``folder``.
 
@@ -192,6 +213,13 @@ def recover_file_set(folder):
         journal = _read_journal(path)
         if journal is None:  # written atomically, so only a foreign file
             _remove(path)
+        elif _swap_in_progress(journal, path):
+            raise OSError(
+                errno.EBUSY,
+                f"another process (pid {_owner(journal['backup'])}) is replacing "
+                f"the files in {folder} right now; wait for it to finish or use "
+                "another folder",
+            )
         else:
             _roll_back(folder, journal)
             rolled_back = True

@@ -346,6 +346,30 @@ def test_a_killed_swap_is_undone_by_the_next_write(tmp_path, monkeypatch, at):
     assert set(_contents(tmp_path).values()) == {f"newer:{n}" for n in NAMES}
 
 
+@pytest.mark.skipif(os.name != "posix", reason="process ids checked on POSIX")
+def test_a_swap_of_another_live_process_is_not_undone(tmp_path):
+    """A fresh journal of a live process (pid 1) is another run swapping right
+    now: refuse instead of rolling its swap back. An old one was left by a
+    killed process whose id was reused: roll it back."""
+    _write_set(tmp_path, "old")
+    before = _contents(tmp_path)
+    backup = tmp_path / f"{_atomic._BACKUP}1-xyz"
+    backup.mkdir()
+    journal = tmp_path / _atomic._JOURNAL
+    journal.write_text(
+        json.dumps(
+            {"staging": f"{_atomic._STAGING}1-abc", "backup": backup.name,
+             "old": NAMES, "names": NAMES}
+        )
+    )  # fmt: skip
+    with pytest.raises(OSError, match=r"another process \(pid 1\) is replacing"):
+        _write_set(tmp_path, "new")
+    os.utime(journal, (1, 1))
+    _write_set(tmp_path, "new")
+    assert not journal.exists() and not backup.exists()
+    assert set(_contents(tmp_path)) == set(before)
+
+
 def test_a_new_set_without_a_file_removes_the_old_one(tmp_path):
     _write_set(tmp_path, "old")
     _write_set(tmp_path, "new", skip={"per_group_accuracy.png"})
