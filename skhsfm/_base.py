@@ -175,7 +175,10 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
 
     Subclasses implement ``_fit(X, y, groups, X_val, y_val, groups_val)``,
     which sets the fitted attributes (``coef_``, ``intercept_``, ``classes_``
-    and ``n_features_in_`` at least). ``fit`` then stamps the skhsfm version
+    and ``n_features_in_`` at least) by assigning them, never by changing the
+    previous fit's values in place. When ``_fit`` raises (or is interrupted),
+    ``fit`` restores every attribute, so a failed fit leaves the head exactly
+    as it was. After a successful ``_fit``, ``fit`` stamps the skhsfm version
     (``_skhsfm_version``, a ``str``), which travels with the pickled state and
     is checked when it is loaded.
     """
@@ -197,8 +200,19 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        self._fit(X, y, groups, X_val, y_val, groups_val)
-        setattr(self, VERSION_KEY, __version__)
+        previous = dict(vars(self))
+        try:
+            self._fit(X, y, groups, X_val, y_val, groups_val)
+            setattr(self, VERSION_KEY, __version__)
+        except BaseException:
+            # A failed or interrupted fit (bad input, Ctrl-C, an error in a
+            # callback) must not leave this call's classes_ / n_features_in_
+            # next to the previous fit's coef_: put every attribute back, so the
+            # head is exactly as before (unfitted before a first fit). _fit only
+            # rebinds attributes, so the shallow copy holds the old values.
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
         return self
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):  # pragma: no cover

@@ -4,6 +4,10 @@ The printed tables (every one rendered by :func:`skhsfm._table.format_table`,
 as Markdown that also reads well in a terminal), ``results.md``,
 ``results.json``, the CSV files and the per-group figure. matplotlib is
 imported inside :func:`write_figure`; without it the figure is skipped.
+
+Files are written atomically (:mod:`skhsfm._atomic`): ``speed.json`` alone,
+and the benchmark's files as one set, so an output folder always holds one
+complete run, the previous one when writing the new one fails.
 """
 
 import csv
@@ -11,6 +15,7 @@ import json
 import math
 import os
 
+from skhsfm._atomic import atomic_write, write_file_set
 from skhsfm._table import format_table
 
 __all__ = [
@@ -182,10 +187,20 @@ def _clean(value):
     return value
 
 
-def write_json(path, payload):
+def _dump_json(path, payload):
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(_clean(payload), handle, indent=2)
         handle.write("\n")
+
+
+def write_json(path, payload):
+    """Write ``payload`` as JSON at ``path`` atomically (old file or new file)."""
+    atomic_write(path, lambda tmp: _dump_json(tmp, payload))
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _fmt(value, scale=1.0):
@@ -287,14 +302,25 @@ def write_benchmark_outputs(out, table, payload, title):
     document, whose ``summary``, ``groups`` and ``per_seed`` entries also give
     the CSV files and the figure (titled ``title``). Returns ``{key: path}`` of
     the files written (no figure without matplotlib).
+
+    The files are written as one set (:func:`skhsfm._atomic.write_file_set`):
+    when any of them cannot be written, ``out`` keeps the previous run's files
+    (none of the new ones) and the error propagates.
     """
     summary, groups = payload["summary"], payload["groups"]
-    paths = {key: os.path.join(out, name) for key, name in OUTPUT_FILES.items()}
-    with open(paths["table"], "w", encoding="utf-8") as handle:
-        handle.write(table + "\n")
-    write_json(paths["json"], payload)
-    write_summary_csv(paths["csv"], summary, groups)
-    write_per_seed_csv(paths["per_seed_csv"], payload["per_seed"], groups)
-    if write_figure(paths["figure"], summary, groups, title) is None:
-        paths.pop("figure")
-    return paths
+    names = OUTPUT_FILES
+    writers = {
+        names["table"]: lambda path: _write_text(path, table + "\n"),
+        names["json"]: lambda path: _dump_json(path, payload),
+        names["csv"]: lambda path: write_summary_csv(path, summary, groups),
+        names["per_seed_csv"]: lambda path: write_per_seed_csv(
+            path, payload["per_seed"], groups
+        ),
+        names["figure"]: lambda path: (
+            write_figure(path, summary, groups, title) is not None
+        ),
+    }
+    written = set(write_file_set(out, writers, names=list(names.values())))
+    return {
+        key: os.path.join(out, name) for key, name in names.items() if name in written
+    }

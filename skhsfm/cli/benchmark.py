@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from skhsfm.cli._common import (
+    CLIError,
     Reporter,
     add_common_options,
     check_positive,
@@ -397,7 +398,14 @@ def run(settings, argv=()):
         "timings": {"wall_seconds": wall, "per_seed": result["timings"]},
         "warnings": result["notes"],
     }
-    paths = write_benchmark_outputs(out, table, payload, "\n".join(title))
+    try:
+        paths = write_benchmark_outputs(out, table, payload, "\n".join(title))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CLIError(
+            f"--out {out}: writing the results failed ({exc}); the folder keeps "
+            "the previous run's files, if any. Free space or pick another --out, "
+            "then run again."
+        ) from exc
     if "figure" not in paths:
         reporter.log("no figure: matplotlib is not installed (pip install matplotlib)")
     if not settings.quiet:

@@ -15,6 +15,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from skhsfm._atomic import ensure_folder
 from skhsfm._progress import progress_bar
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
 from skhsfm.embedding._cache import cached_embeddings
@@ -246,6 +247,8 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
             One embedding per image, in input order.
         """
         self._validate_params()
+        if isinstance(self.memory, (str, os.PathLike)):  # say which argument
+            ensure_folder(self.memory, "memory")
         images = as_image_sequence(X)
         embeddings = cached_embeddings(
             self.memory, self._cache_key, images, lambda: self._embed(images)
