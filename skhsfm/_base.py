@@ -26,6 +26,7 @@ from numbers import Real
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 
+from skhsfm._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._linear import LinearHeadMixin, initial_head
 from skhsfm._pools import fit_pools
 from skhsfm._sklearn_compat import Interval, fit_context
@@ -184,6 +185,10 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     """
 
     __metadata_request__fit = {"groups": True}
+
+    # the "?" of the HTML repr links to the class's page on the docs site
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     _parameter_constraints: dict = {}
 

@@ -94,7 +94,7 @@ class AFRClassifier(InitializedHead):
         Head biases.
     n_features_in_ : int
         Number of embedding dimensions seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string column names.
     init_coef_, init_intercept_ : ndarray
         The ERM head AFR started from (sklearn convention).

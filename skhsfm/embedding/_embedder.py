@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from skhsfm._atomic import ensure_folder
+from skhsfm._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._progress import progress_bar
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
 from skhsfm.embedding._cache import cached_embeddings
@@ -170,6 +171,10 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
     >>> embedder.get_feature_names_out()[:2]
     array(['backboneembedder0', 'backboneembedder1'], dtype=object)
     """
+
+    # the "?" of the HTML repr links to this class's page on the docs site
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     _parameter_constraints = {
         # Library names come from the registry: a new library is one entry there.
