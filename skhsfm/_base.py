@@ -184,7 +184,14 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     is checked when it is loaded.
     """
 
-    __metadata_request__fit = {"groups": True}
+    # a fixed validation set travels with the training data by default, as
+    # groups do (a Pipeline transforms it with transform_input=["X_val"])
+    __metadata_request__fit = {
+        "groups": True,
+        "X_val": True,
+        "y_val": True,
+        "groups_val": True,
+    }
 
     # the "?" of the HTML repr links to the class's page on the docs site
     _doc_link_module = DOC_LINK_MODULE

@@ -7,6 +7,7 @@ import numpy as np
 
 from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
 from skhsfm._linear import to_sklearn_head
+from skhsfm._pools import cell_labels
 from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm.metrics._engine import selection_score
 
@@ -56,16 +57,23 @@ PRESETS = {
 # value). Chosen by measurement on synthetic and embedded-benchmark embeddings: see
 # benchmarks/tune_defaults.py and the "How the defaults were chosen" README section.
 _DEFAULTS = dict(
-    support_size=16,
+    support_size=32,
     inner_steps=15,
-    inner_lr=1e-2,
-    outer_lr=0.1,
+    inner_lr=0.03,
+    outer_lr=0.03,
     outer_steps=15,
-    hard_size=256,
-    n_epochs=100,
+    hard_size=128,
+    n_epochs=200,
+    head_update="gd",
+    balance="auto",
 )
 
+#: What every preset adds to the paper's numbers: the paper's loop exactly
+#: (Adam head update, hard sets and support sets per class).
+_PAPER_LOOP = dict(head_update="adam", balance="classes")
+
 _HYPERPARAMETERS = tuple(_DEFAULTS)
+_LOOP = ("n_epochs", "hard_size", "outer_steps", "outer_lr", "inner_steps", "inner_lr")
 
 
 @fill_doc
@@ -216,12 +224,19 @@ class HSFMClassifier(InitializedHead):
         **InitializedHead._parameter_constraints,
         "preset": [StrOptions(set(PRESETS)), None],
         "support_size": [Interval(Integral, 1, None, closed="left"), None],
-        "hard_size": [Interval(Integral, 1, None, closed="left"), None],
+        "hard_size": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="right"),
+            None,
+        ],
         "inner_steps": [Interval(Integral, 1, None, closed="left"), None],
         "inner_lr": [Interval(Real, 0, None, closed="neither"), None],
         "outer_steps": [Interval(Integral, 0, None, closed="left"), None],
         "outer_lr": [Interval(Real, 0, None, closed="neither"), None],
         "n_epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "head_update": [StrOptions({"adam", "gd"}), None],
+        "balance": [StrOptions({"auto", "groups", "classes"}), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither")],
         "rescale": ["boolean"],
     }
@@ -237,6 +252,9 @@ class HSFMClassifier(InitializedHead):
         outer_steps=None,
         outer_lr=None,
         n_epochs=None,
+        head_update=None,
+        balance=None,
+        n_iter_no_change=None,
         validation_fraction=0.2,
         init_coef=None,
         init_intercept=None,
@@ -255,6 +273,9 @@ class HSFMClassifier(InitializedHead):
         self.outer_steps = outer_steps
         self.outer_lr = outer_lr
         self.n_epochs = n_epochs
+        self.head_update = head_update
+        self.balance = balance
+        self.n_iter_no_change = n_iter_no_change
         self.validation_fraction = validation_fraction
         self.init_coef = init_coef
         self.init_intercept = init_intercept
@@ -272,7 +293,11 @@ class HSFMClassifier(InitializedHead):
         return RenamedKeys(self._history, {"outer_loss": ("loss", "0.3")})
 
     def _resolve_hyperparameters(self):
-        base = PRESETS[self.preset] if self.preset is not None else _DEFAULTS
+        base = (
+            _DEFAULTS
+            if self.preset is None
+            else {**PRESETS[self.preset], **_PAPER_LOOP}
+        )
         return {
             name: base[name] if getattr(self, name) is None else getattr(self, name)
             for name in _HYPERPARAMETERS
@@ -280,16 +305,30 @@ class HSFMClassifier(InitializedHead):
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
         params = self._resolve_hyperparameters()
-        self.hyperparameters_ = params
         from skhsfm._torch import resolve_device
 
         device = resolve_device(self.device)  # fail early on a bad device
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
-        self.scale_ = _rms_scale(pools.X) if self.rescale else 1.0
-        W0, b0 = self._initial_head(pools, feature_scale=self.scale_)
-        support = _draw_support(pools.y, self.classes_, params["support_size"], rng)
+        by_groups = params["balance"] != "classes"
+        if params["balance"] == "groups" and (
+            pools.groups is None or pools.groups_hard is None
+        ):
+            raise ValueError(
+                "balance='groups' needs the groups of the support pool and of the "
+                "hard pool: pass groups= (and groups_val= with X_val), or use "
+                "balance='auto' to fall back to classes where groups are unknown."
+            )
+        scale = _rms_scale(pools.X) if self.rescale else 1.0
+        W0, b0 = self._initial_head(pools, feature_scale=scale)
+        support_strata = pools.groups if by_groups else None
+        support = _draw_support(
+            pools.y, self.classes_, params["support_size"], rng, support_strata
+        )
+        hard_strata = None
+        if by_groups and pools.groups_hard is not None:
+            hard_strata = cell_labels(pools.y_hard, pools.groups_hard)
 
-        from skhsfm._meta import run_hsfm
+        from skhsfm._meta import LoopSettings, run_hsfm
 
         def score(pred):
             return selection_score(pools.y_hard, pred, pools.groups_hard)
@@ -301,31 +340,33 @@ class HSFMClassifier(InitializedHead):
             b0,
             pools.X_hard,
             pools.y_hard,
-            feature_scale=self.scale_,
+            settings=LoopSettings(
+                **{name: params[name] for name in _LOOP},
+                max_grad_norm=self.max_grad_norm,
+                head_update=params["head_update"],
+                n_iter_no_change=self.n_iter_no_change,
+            ),
             score=score,
-            n_epochs=params["n_epochs"],
-            hard_size=params["hard_size"],
-            outer_steps=params["outer_steps"],
-            outer_lr=params["outer_lr"],
-            inner_steps=params["inner_steps"],
-            inner_lr=params["inner_lr"],
-            max_grad_norm=self.max_grad_norm,
+            hard_strata=hard_strata,
+            feature_scale=scale,
             device=device,
             log=print if self.verbose else None,
         )
 
-        self.coef_, self.intercept_ = to_sklearn_head(result.W * self.scale_, result.b)
-        self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * self.scale_, b0)
+        self.hyperparameters_ = params
+        self.scale_ = scale
+        self.coef_, self.intercept_ = to_sklearn_head(result.W * scale, result.b)
+        self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * scale, b0)
         self.support_indices_ = pools.support_index[support]
         self.support_init_ = pools.X[support]
-        self.support_edited_ = (result.H / self.scale_).astype(pools.X.dtype)
+        self.support_edited_ = (result.H / scale).astype(pools.X.dtype)
         self.support_labels_ = self.classes_[pools.y[support]]
         self.hard_pool_indices_ = pools.hard_index
         self.hard_set_indices_ = result.hard_set
         self._history = result.history
         self.best_epoch_ = result.best_epoch
         self.best_score_ = result.best_score
-        self.n_iter_ = params["n_epochs"]
+        self.n_iter_ = result.n_epochs
 
 
 def _rms_scale(X, block=4096):
@@ -342,9 +383,22 @@ def _rms_scale(X, block=4096):
     return 1.0 / rms if rms > 0 else 1.0
 
 
-def _draw_support(y, classes, support_size, rng):
-    """Class-balanced draw of ``support_size`` indices per class into the
-    encoded labels ``y``."""
+def _draw_support(y, classes, support_size, rng, strata=None):
+    """Draw ``support_size`` indices into the encoded labels ``y`` per class, or
+    per (group, class) cell when ``strata`` (the support pool's groups) is given.
+
+    Per class (the paper) a class with fewer rows is drawn with replacement,
+    with a warning. Per cell, small cells (minority groups) are drawn with
+    replacement so that every cell weighs the same in the support set.
+    """
+    if strata is not None:
+        cells = cell_labels(y, strata)
+        picked = []
+        for c in np.unique(cells):
+            members = np.flatnonzero(cells == c)
+            replace = members.shape[0] < support_size
+            picked.append(rng.choice(members, size=support_size, replace=replace))
+        return np.concatenate(picked)
     picked = []
     for k in range(classes.shape[0]):
         members = np.flatnonzero(y == k)

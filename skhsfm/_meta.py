@@ -20,6 +20,7 @@ no double-backward graph.
 
 import contextlib
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ __all__ = [
     "Adam",
     "head_gradient",
     "run_hsfm",
+    "LoopSettings",
     "MetaResult",
 ]
 
@@ -42,8 +44,8 @@ def _logits(X, W, b):
     return torch.addmm(b, X, W.T)
 
 
-def select_hard_set(logits, y, hard_size, n_classes):
-    """Indices of the ``hard_size`` highest-loss rows of each class.
+def select_hard_set(logits, y, hard_size, n_classes, strata=None):
+    """The highest-loss rows of each class (or of each stratum).
 
     Parameters
     ----------
@@ -51,28 +53,50 @@ def select_hard_set(logits, y, hard_size, n_classes):
         The current head's logits on the hard pool (computed once per epoch and
         shared with the epoch's scoring).
     y : LongTensor (n,)
-    hard_size : int
+    hard_size : int or float
+        Rows taken per class (stratum): an int is a count, a float in (0, 1] the
+        share of that class's (stratum's) rows, rounded up.
     n_classes : int
+    strata : LongTensor (n,) or None, default=None
+        Codes 0..S-1 of the strata to pick from (e.g. groups); None picks per
+        class, as the paper does.
 
-    A class with fewer than ``hard_size`` rows contributes all of them. Ties are
-    broken by row order, so the selection is deterministic.
+    A class (stratum) with fewer rows than asked contributes all of them. Ties
+    are broken by row order, so the selection is deterministic.
 
     Returns
     -------
-    LongTensor of indices into the rows, grouped by class.
+    indices : LongTensor
+        Rows of the hard set, grouped by class (stratum).
+    weights : Tensor or None
+        None when picking per class (the outer loss is the plain mean over the
+        hard set, the paper's objective). With ``strata``: per-row weights
+        summing to 1 that give every stratum the same total weight, so that the
+        outer loss is the mean over strata of each stratum's mean loss.
     """
+    codes = y if strata is None else strata
+    n_strata = n_classes if strata is None else int(strata.max()) + 1
     with torch.no_grad():
         losses = -torch.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
     picked = []
-    for k in range(n_classes):
-        members = torch.nonzero(y == k).squeeze(1)
+    for k in range(n_strata):
+        members = torch.nonzero(codes == k).squeeze(1)
         if members.numel() == 0:
             continue
-        m = min(hard_size, members.numel())
+        if isinstance(hard_size, float):
+            m = max(1, int(np.ceil(hard_size * members.numel())))
+        else:
+            m = min(hard_size, members.numel())
         # stable descending sort: equal losses keep their row order
         order = torch.sort(losses[members], descending=True, stable=True).indices
         picked.append(members[order[:m]])
-    return torch.cat(picked)
+    indices = torch.cat(picked)
+    if strata is None:
+        return indices, None
+    weights = torch.cat(
+        [torch.full((len(p),), 1.0 / (len(p) * len(picked))) for p in picked]
+    ).to(device=logits.device, dtype=logits.dtype)
+    return indices, weights
 
 
 def head_gradient(H, Y, W, b):
@@ -93,7 +117,7 @@ def head_gradient(H, Y, W, b):
     return loss, G.T @ H, G.sum(0)
 
 
-def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto"):
+def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto", weights=None):
     """Outer loss and its gradient with respect to the support embeddings ``H``.
 
     Parameters
@@ -117,6 +141,9 @@ def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto"):
         works with ``H @ H.T`` and never forms the intermediate heads (cheap per
         step, one ``n_support**2 * d`` product up front). "auto" picks "gram"
         when ``n_support <= 4 * steps * C``, where that product is the cheaper.
+    weights : Tensor (n_hard,) or None, default=None
+        Per-row weights of the outer loss, summing to 1 (see
+        :func:`select_hard_set`); None is the plain mean (the paper's).
 
     Returns
     -------
@@ -169,8 +196,12 @@ def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto"):
             W = W0 - lr * (A.T @ H)
             b = b0 - lr * A.sum(0)
         Zh = _logits(X_hard, W, b)
-        loss = -(torch.log_softmax(Zh, dim=1) * Y_hard).sum() / X_hard.shape[0]
-        Gh = (torch.softmax(Zh, dim=1) - Y_hard) / X_hard.shape[0]
+        if weights is None:
+            loss = -(torch.log_softmax(Zh, dim=1) * Y_hard).sum() / X_hard.shape[0]
+            Gh = (torch.softmax(Zh, dim=1) - Y_hard) / X_hard.shape[0]
+        else:
+            loss = -((torch.log_softmax(Zh, dim=1) * Y_hard).sum(1) @ weights)
+            Gh = (torch.softmax(Zh, dim=1) - Y_hard) * weights[:, None]
         gW_T = Gh.T @ X_hard
         gW, gb = gW_T, Gh.sum(0)
         if method == "gram":
@@ -195,7 +226,7 @@ def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto"):
     return float(loss), grad_H
 
 
-def hypergradient_autograd(H, Y, W0, b0, X_hard, Y_hard, lr, steps):
+def hypergradient_autograd(H, Y, W0, b0, X_hard, Y_hard, lr, steps, weights=None):
     """Reference implementation of :func:`hypergradient` with plain autograd.
 
     The straightforward way: unroll the inner loop with
@@ -211,7 +242,15 @@ def hypergradient_autograd(H, Y, W0, b0, X_hard, Y_hard, lr, steps):
         gW, gb = torch.autograd.grad(inner, (W, b), create_graph=True)
         W = W - lr * gW
         b = b - lr * gb
-    outer = torch.nn.functional.cross_entropy(_logits(X_hard, W, b), Y_hard.argmax(1))
+    if weights is None:
+        outer = torch.nn.functional.cross_entropy(
+            _logits(X_hard, W, b), Y_hard.argmax(1)
+        )
+    else:
+        per_row = torch.nn.functional.cross_entropy(
+            _logits(X_hard, W, b), Y_hard.argmax(1), reduction="none"
+        )
+        outer = per_row @ weights
     (grad_H,) = torch.autograd.grad(outer, H)
     return float(outer.detach()), grad_H
 
@@ -252,15 +291,38 @@ class Adam:
             p.addcdiv_(m, denom, value=-self.lr / bias1)
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """The hyperparameters of the epoch loop (see :class:`~skhsfm.HSFMClassifier`).
+
+    ``head_update="adam"`` with ``n_iter_no_change=None`` and hard sets picked
+    per class is the paper's loop.
+    """
+
+    n_epochs: int
+    hard_size: object  # int (rows) or float (share of each class / stratum)
+    outer_steps: int
+    outer_lr: float
+    inner_steps: int
+    inner_lr: float
+    max_grad_norm: float
+    head_update: str = "adam"
+    n_iter_no_change: object = None  # None or int
+
+
+@dataclass
 class MetaResult:
     """What one HSFM run returns: the selected head and support set (numpy),
-    the selected epoch, its score and the per-epoch history."""
+    the selected epoch, its score, the epochs run and the per-epoch history."""
 
-    def __init__(self, W, b, H, hard_set, best_epoch, best_score, history):
-        self.W, self.b, self.H = W, b, H
-        self.hard_set = hard_set
-        self.best_epoch, self.best_score = best_epoch, best_score
-        self.history = history
+    W: np.ndarray
+    b: np.ndarray
+    H: np.ndarray
+    hard_set: np.ndarray
+    best_epoch: int
+    best_score: float
+    n_epochs: int
+    history: dict
 
 
 def run_hsfm(
@@ -271,15 +333,10 @@ def run_hsfm(
     X_hard,
     y_hard,
     *,
+    settings,
     score,
+    hard_strata=None,
     feature_scale=1.0,
-    n_epochs,
-    hard_size,
-    outer_steps,
-    outer_lr,
-    inner_steps,
-    inner_lr,
-    max_grad_norm,
     device,
     log=None,
 ):
@@ -296,14 +353,18 @@ def run_hsfm(
     X_hard : ndarray (n_hard, d)
     y_hard : ndarray of int (n_hard,)
         Hard pool.
-    feature_scale : float, default=1.0
-        The loop runs on ``feature_scale * H0`` and ``feature_scale * X_hard``
-        (scaled on the device, without a float64 host copy); the returned
-        ``H`` is on that scale too.
+    settings : LoopSettings
     score : callable
         ``score(pred) -> (selection_score, mean_accuracy)`` for encoded hard-pool
         predictions (numpy). The epoch with the highest selection score is kept,
         ties going to the later epoch.
+    hard_strata : ndarray of int (n_hard,) or None, default=None
+        Codes of the strata (groups) to pick the hard set from, each weighted
+        equally in the outer loss; None picks per class (the paper).
+    feature_scale : float, default=1.0
+        The loop runs on ``feature_scale * H0`` and ``feature_scale * X_hard``
+        (scaled on the device, without a float64 host copy); the returned
+        ``H`` is on that scale too.
     device : torch.device
     log : callable or None
         Called with one line of text per epoch.
@@ -327,26 +388,20 @@ def run_hsfm(
         Xh = tensor(X_hard) * feature_scale
         yh = tensor(y_hard, torch.long)
         Yh = torch.nn.functional.one_hot(yh, n_classes).float()
+        strata = None if hard_strata is None else tensor(hard_strata, torch.long)
 
-        support_opt = Adam([H], lr=outer_lr)
-        head_opt = Adam([W, b], lr=inner_lr)
-        history = {
-            "epoch": [],
-            "loss": [],
-            "worst_group_accuracy": [],
-            "mean_accuracy": [],
-            "seconds": [],
-        }
-        best = None
+        support_opt = Adam([H], lr=settings.outer_lr)
+        head_opt = Adam([W, b], lr=settings.inner_lr)
+        keys = ("epoch", "loss", "worst_group_accuracy", "mean_accuracy", "seconds")
+        history = {key: [] for key in keys}
+        best, stale = None, 0
         with torch.no_grad():
             logits = _logits(Xh, W, b)
-        for epoch in range(1, n_epochs + 1):
+        for epoch in range(1, settings.n_epochs + 1):
             start = time.perf_counter()
             hard, outer_loss = _epoch(
-                H, Y, W, b, Xh, yh, Yh, logits, support_opt, head_opt,
-                hard_size=hard_size, outer_steps=outer_steps,
-                inner_steps=inner_steps, inner_lr=inner_lr,
-                max_grad_norm=max_grad_norm,
+                H, Y, W, b, Xh, yh, Yh, strata, logits, support_opt, head_opt,
+                settings,
             )  # fmt: skip
             with torch.no_grad():
                 # the new head's logits: scored now, and pick the next hard set
@@ -355,9 +410,10 @@ def run_hsfm(
             selection, accuracy = score(pred)
             seconds = time.perf_counter() - start
             for key, value in zip(
-                history, (epoch, outer_loss, selection, accuracy, seconds)
+                keys, (epoch, outer_loss, selection, accuracy, seconds)
             ):
                 history[key].append(value)
+            stale = 0 if best is None or selection > best[1] else stale + 1
             if best is None or selection >= best[1]:
                 best = (
                     epoch,
@@ -369,42 +425,53 @@ def run_hsfm(
                 )
             if log is not None:
                 log(
-                    f"epoch {epoch:3d}/{n_epochs}  outer loss {outer_loss:.4f}  "
-                    f"hard-pool worst-group acc {selection:.4f}  mean acc "
-                    f"{accuracy:.4f}  ({seconds:.2f}s)"
+                    f"epoch {epoch:3d}/{settings.n_epochs}  outer loss "
+                    f"{outer_loss:.4f}  hard-pool worst-group acc {selection:.4f}  "
+                    f"mean acc {accuracy:.4f}  ({seconds:.2f}s)"
                 )
-        epoch, selection, W_best, b_best, H_best, hard_best = best
+            patience = settings.n_iter_no_change
+            if patience is not None and stale >= patience:
+                break
+        best_epoch, selection, W_best, b_best, H_best, hard_best = best
         return MetaResult(
             W_best.astype(np.float64),
             b_best.astype(np.float64),
             H_best.astype(np.float64),
             hard_best,
-            epoch,
+            best_epoch,
             selection,
+            epoch,
             {key: np.asarray(values) for key, values in history.items()},
         )
 
 
-def _epoch(
-    H, Y, W, b, Xh, yh, Yh, logits, support_opt, head_opt, *, hard_size, outer_steps,
-    inner_steps, inner_lr, max_grad_norm,
-):  # fmt: skip
+def _epoch(H, Y, W, b, Xh, yh, Yh, strata, logits, support_opt, head_opt, settings):
     """One HSFM epoch, updating ``H`` and the head ``(W, b)`` in place.
 
     Steps 1-3 of the algorithm: pick the hard set with the current head, meta-
     update the support embeddings ``outer_steps`` times, then train the head on
-    them. Returns the hard set's indices and the mean outer loss.
+    them: ``inner_steps`` Adam steps (``head_update="adam"``, the paper) or the
+    same ``inner_steps`` gradient-descent steps of size ``inner_lr`` that the
+    hypergradient differentiates (``"gd"``). Returns the hard set's indices and
+    the mean outer loss.
     """
-    hard = select_hard_set(logits, yh, hard_size, Y.shape[1])
+    s = settings
+    hard, weights = select_hard_set(logits, yh, s.hard_size, Y.shape[1], strata)
     X_set, Y_set = Xh[hard], Yh[hard]
     losses = []
-    for _ in range(outer_steps):
-        loss, grad_H = hypergradient(H, Y, W, b, X_set, Y_set, inner_lr, inner_steps)
-        support_opt.step([clip_norm_(grad_H, max_grad_norm)])
+    for _ in range(s.outer_steps):
+        loss, grad_H = hypergradient(
+            H, Y, W, b, X_set, Y_set, s.inner_lr, s.inner_steps, weights=weights
+        )
+        support_opt.step([clip_norm_(grad_H, s.max_grad_norm)])
         losses.append(loss)
-    for _ in range(inner_steps):
+    for _ in range(s.inner_steps):
         _, grad_W, grad_b = head_gradient(H, Y, W, b)
-        head_opt.step([grad_W, grad_b])
+        if s.head_update == "gd":
+            W.sub_(grad_W, alpha=s.inner_lr)
+            b.sub_(grad_b, alpha=s.inner_lr)
+        else:
+            head_opt.step([grad_W, grad_b])
     return hard, (sum(losses) / len(losses) if losses else float("nan"))
 
 

@@ -6,6 +6,7 @@ groups_val`` or a stratified hold-out of the support pool. :func:`fit_pools` is
 the shared start of every head's ``fit``.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,14 @@ from skhsfm._validation import (
     validate_support_pool,
 )
 
-__all__ = ["Pools", "fit_pools", "holdout_split", "make_pools"]
+__all__ = [
+    "Pools",
+    "balanced_subsample",
+    "cell_labels",
+    "fit_pools",
+    "holdout_split",
+    "make_pools",
+]
 
 
 def holdout_split(y, groups, validation_fraction, random_state):
@@ -71,6 +79,58 @@ class Pools:
     groups_hard: object
     support_index: np.ndarray
     hard_index: object
+
+
+def unwrap_held_out(X_val, y_val, groups_val, X):
+    """Unwrap the never-sliced form ``(array,)`` of the held-out arguments.
+
+    scikit-learn's cross-validation slices every fit parameter that has as many
+    rows as ``X``, so a fixed validation set of exactly that length would reach
+    each fold cut down to the fold's rows. A one-element tuple is never sliced
+    (it has one "row"), and a ``Pipeline`` with ``transform_input=["X_val"]``
+    transforms a tuple element by element. Without the tuple form, a held-out
+    set as long as ``X`` gets a warning saying so.
+    """
+    values = []
+    for name, value in (("X_val", X_val), ("y_val", y_val), ("groups_val", groups_val)):
+        if isinstance(value, tuple):
+            if len(value) != 1:
+                raise ValueError(
+                    f"{name} is a tuple of {len(value)} items; pass the array itself, "
+                    f"or ({name},), a one-element tuple, to keep a fixed held-out "
+                    "set whole under cross-validation."
+                )
+            value = value[0]
+        values.append(value)
+    n_samples = X.shape[0]
+    if X_val is not None and not isinstance(X_val, tuple):
+        # the training rows themselves as the hard pool are no sliced copy
+        if _num_samples(values[0]) == n_samples and not _same_rows(values[0], X):
+            warnings.warn(
+                f"X_val has as many rows as X ({n_samples}). Inside GridSearchCV, "
+                "cross_validate and friends, scikit-learn slices every fit "
+                "parameter as long as the X given to the search, so a fixed "
+                "validation set of that length reaches each fold cut down to the "
+                "fold's rows, which is what this looks like. Pass X_val=(X_val,), "
+                "y_val=(y_val,), groups_val=(groups_val,): one-element tuples are "
+                "never sliced. If the lengths only happen to match, pass the "
+                "tuples as well to silence this.",
+                UserWarning,
+                stacklevel=4,
+            )
+    return values
+
+
+def _same_rows(X_val, X):
+    try:
+        return bool(np.array_equal(np.asarray(X_val, dtype=X.dtype), X))
+    except (TypeError, ValueError):
+        return False
+
+
+def _num_samples(value):
+    shape = getattr(value, "shape", None)
+    return shape[0] if shape is not None and len(shape) else len(value)
 
 
 def _validate_held_out(estimator, X_val, y_val, groups_val, encoder):
@@ -134,6 +194,7 @@ def make_pools(
     encoder : fitted ``LabelEncoder`` of the support-pool classes.
     """
     n_classes = encoder.classes_.shape[0]
+    X_val, y_val, groups_val = unwrap_held_out(X_val, y_val, groups_val, X)
     if X_val is None:
         if y_val is not None or groups_val is not None:
             raise ValueError(
@@ -193,3 +254,42 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
         estimator.validation_fraction, random_state, encoder,
     )  # fmt: skip
     return pools, encoder.classes_
+
+
+def cell_labels(y, groups):
+    """One integer per (group, class) cell, or per class when ``groups`` is None.
+
+    For groups that are already class x attribute cells this is just the group;
+    pairing with the class keeps the cells pure when a user passes the attribute
+    alone as ``groups``.
+    """
+    if groups is None:
+        return np.unique(y, return_inverse=True)[1]
+    group_codes = np.unique(groups, return_inverse=True)[1]
+    return np.unique(group_codes * (int(y.max()) + 1) + y, return_inverse=True)[1]
+
+
+def balanced_subsample(cells, random_state):
+    """Draw, without replacement, the size of the smallest cell from every cell.
+
+    Parameters
+    ----------
+    cells : ndarray of int of shape (n,)
+        Cell label of each sample (``cell_labels``).
+    random_state : numpy RandomState
+
+    Returns
+    -------
+    indices : ndarray of int
+        Sorted indices into ``cells``; ``n_cells * size`` of them.
+    size : int
+        Samples drawn per cell (the smallest cell's size).
+    """
+    counts = np.bincount(cells)
+    counts = counts[counts > 0]
+    size = int(counts.min())
+    picked = [
+        random_state.permutation(np.flatnonzero(cells == c))[:size]
+        for c in np.unique(cells)
+    ]
+    return np.sort(np.concatenate(picked)), size

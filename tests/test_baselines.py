@@ -12,10 +12,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from skhsfm._pools import balanced_subsample, cell_labels
 from skhsfm._sklearn_compat import l1_logistic_params
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 from skhsfm.baselines._afr import _afr_weights
-from skhsfm.baselines._common import balanced_subsample, cell_labels
 from skhsfm.baselines._dfr import DFR_CS
 from skhsfm.metrics import worst_class_accuracy, worst_group_accuracy
 

@@ -94,7 +94,7 @@ def test_scale_invariance(problem):
 
 def test_fitted_attributes(problem):
     (X, y, g), (Xv, yv, gv), _ = problem
-    clf = HSFMClassifier(random_state=0, **FAST).fit(
+    clf = HSFMClassifier(random_state=0, balance="classes", **FAST).fit(
         X, y, g, X_val=Xv, y_val=yv, groups_val=gv
     )
     d = X.shape[1]
@@ -121,7 +121,15 @@ def test_presets_and_overrides():
     clf = HSFMClassifier(preset="celeba", support_size=4, n_epochs=1)
     X, y, _, g = make_spurious_embeddings(200, 8, random_state=0)
     clf.fit(X, y, g)
-    expected = dict(PRESETS["celeba"], support_size=4, n_epochs=1)
+    # a preset is the paper's loop: Adam head update, per-class support and hard
+    # sets; explicit arguments override
+    expected = dict(
+        PRESETS["celeba"],
+        support_size=4,
+        n_epochs=1,
+        head_update="adam",
+        balance="classes",
+    )
     assert clf.hyperparameters_ == expected
     assert set(PRESETS) == {"waterbirds", "celeba", "metashift", "dominoes"}
     assert PRESETS["waterbirds"] == dict(

@@ -515,7 +515,8 @@ def test_projection_resolves_the_hard_set(fitted, fitted_holdout, tmp_path):
     np.testing.assert_array_equal(proj.hard_indices, clf.hard_set_indices_)
     np.testing.assert_array_equal(proj.hard_labels, yv[clf.hard_set_indices_])
     assert proj.support_attribute is None  # X_val gives no support attributes
-    assert proj.support_init.shape == proj.support_edited.shape == (16, 2)
+    assert proj.support_init.shape == proj.support_edited.shape
+    assert proj.support_init.shape == (clf.support_init_.shape[0], 2)
     assert proj.explained_variance_ratio.shape == (2,)
 
     clf, (X, y, a) = fitted_holdout

@@ -70,14 +70,52 @@ def test_select_hard_set_takes_highest_losses_per_class():
     W = torch.zeros(2, 4, dtype=torch.float64)
     b = torch.zeros(2, dtype=torch.float64)
     W[1, 0] = 5.0  # rows with x0=1 and y=0 get a high loss
-    idx = select_hard_set(X @ W.T + b, y, hard_size=2, n_classes=2)
+    idx, weights = select_hard_set(X @ W.T + b, y, hard_size=2, n_classes=2)
+    assert weights is None  # per class: the plain mean, the paper's objective
     assert idx.shape == (4,)
     assert (y[idx] == torch.tensor([0, 0, 1, 1])).all()
     # class-0 rows with x0 = 1 are 0, 4 and 8: equal losses, ties go by row order
     assert idx[:2].tolist() == [0, 4]
     # hard_size above a class's size takes the whole class
-    idx = select_hard_set(X @ W.T + b, y, hard_size=100, n_classes=2)
+    idx, _ = select_hard_set(X @ W.T + b, y, hard_size=100, n_classes=2)
     assert sorted(idx.tolist()) == list(range(12))
+    # a float is a share of each class, rounded up
+    idx, _ = select_hard_set(X @ W.T + b, y, hard_size=0.25, n_classes=2)
+    assert (y[idx] == torch.tensor([0, 0, 1, 1])).all()
+
+
+def test_select_hard_set_per_stratum_weighs_strata_equally():
+    logits = torch.zeros(10, 2, dtype=torch.float64)
+    logits[:, 1] = torch.arange(10, dtype=torch.float64)  # later rows: higher loss
+    y = torch.zeros(10, dtype=torch.long)
+    strata = torch.tensor([0] * 8 + [1] * 2)  # a large and a small group
+    idx, weights = select_hard_set(logits, y, 0.5, 2, strata)
+    # the hardest half of each stratum, hardest first
+    assert idx.tolist() == [7, 6, 5, 4, 9]
+    assert weights.dtype == logits.dtype
+    torch.testing.assert_close(weights.sum(), torch.tensor(1.0, dtype=torch.float64))
+    # each stratum weighs 1/2 whatever its size
+    assert float(weights[:4].sum()) == pytest.approx(0.5)
+    assert float(weights[4]) == pytest.approx(0.5)
+    idx, weights = select_hard_set(logits, y, 3, 2, strata)
+    assert idx.tolist() == [7, 6, 5, 9, 8]  # a small stratum gives all its rows
+
+
+@pytest.mark.parametrize("method", ["primal", "gram"])
+def test_weighted_hypergradient_matches_autograd(method):
+    H, Y, W, b, Xh, Yh = _problem(C=3)
+    w = torch.rand(Xh.shape[0], generator=torch.Generator().manual_seed(2)).double()
+    w = w / w.sum()
+    loss, grad = hypergradient(H, Y, W, b, Xh, Yh, 0.3, 4, method=method, weights=w)
+    ref_loss, ref_grad = hypergradient_autograd(H, Y, W, b, Xh, Yh, 0.3, 4, weights=w)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+    # uniform weights are the plain mean
+    uniform = torch.full((Xh.shape[0],), 1.0 / Xh.shape[0], dtype=torch.float64)
+    loss_u, grad_u = hypergradient(H, Y, W, b, Xh, Yh, 0.3, 4, weights=uniform)
+    loss_m, grad_m = hypergradient(H, Y, W, b, Xh, Yh, 0.3, 4)
+    assert loss_u == pytest.approx(loss_m, rel=1e-12)
+    torch.testing.assert_close(grad_u, grad_m)
 
 
 def test_adam_matches_torch_optim():

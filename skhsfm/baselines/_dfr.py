@@ -8,12 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from skhsfm._base import HeldOutHead, fill_doc
-from skhsfm._pools import holdout_split
+from skhsfm._pools import balanced_subsample, cell_labels, holdout_split
 from skhsfm._sklearn_compat import Interval, StrOptions, l1_logistic_params
-from skhsfm.baselines._common import (
-    balanced_subsample,
-    cell_labels,
-)
 from skhsfm.metrics._engine import selection_score
 
 __all__ = ["DFRClassifier"]
