@@ -11,10 +11,14 @@ The default case is the one of the memory issue: float32 ``X`` of
 not grow with epochs; time does).
 
 Run: ``python benchmarks/bench_memory.py [--n 100000] [--d 512] [--n-val 20000]
-[--heads hsfm dfr afr erm] [--holdout]`` (``--holdout`` holds the hard pool
-out of ``X`` instead of passing ``X_val``). ``--lazy`` passes ``X`` and
-``X_val`` as dask arrays built chunk by chunk (nothing of ``X`` is in memory
-before ``fit``) and reports the extra peak over the pre-fit peak the same way.
+[--heads hsfm dfr afr erm] [--hard-corr 0.5] [--holdout] [--lazy] [--cold]``.
+``--holdout`` holds the hard pool out of ``X`` instead of passing ``X_val``;
+``--hard-corr`` sets the hard pool's group balance (DFR fits on group-balanced
+subsamples of it, whose size follows its smallest group). ``--lazy`` passes
+``X`` and ``X_val`` as dask arrays built chunk by chunk (nothing of ``X`` is in
+memory before ``fit``) and reports the extra peak over the pre-fit peak the
+same way. torch's one-time start-up runs before the baseline unless
+``--cold``. One thread (``OMP_NUM_THREADS=1``).
 """
 
 import argparse
@@ -40,7 +44,7 @@ import numpy as np
 from skhsfm import HSFMClassifier
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 
-n, d, n_val, holdout, lazy, head = json.loads(sys.argv[1])
+n, d, n_val, hard_corr, holdout, lazy, warm, head = json.loads(sys.argv[1])
 
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -79,12 +83,15 @@ y, groups = split(n, 0.95, 0)
 X = make_X(n, y, groups, 0)
 kwargs = {}
 if not holdout:
-    y_val, groups_val = split(n_val, 0.5, 1)
+    y_val, groups_val = split(n_val, hard_corr, 1)
     kwargs = dict(X_val=make_X(n_val, y_val, groups_val, 1), y_val=y_val,
                   groups_val=groups_val)
-import dask  # noqa: F401  (imported before the baseline, like torch below)
-import torch  # noqa: F401
 import sklearn.linear_model  # noqa: F401
+import torch
+if warm:
+    # torch's one-time start-up (MKL/OpenMP buffers, ~20 MiB) happens before
+    # the baseline, as in any process that has run a torch operation before
+    torch.ones(64, 64) @ torch.ones(64, 64)
 if lazy:
     import dask
     dask.config.set(scheduler="synchronous")
@@ -100,11 +107,12 @@ print(json.dumps(dict(before=before, after=after, extra=after - before,
 """
 
 
-def measure(name, n, d, n_val, holdout, lazy):
+def measure(name, n, d, n_val, hard_corr, holdout, lazy, warm):
     """Run one fit in a fresh interpreter; its JSON result as a dict."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    settings = [n, d, n_val, hard_corr, holdout, lazy, warm, HEADS[name]]
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps([n, d, n_val, holdout, lazy, HEADS[name]])],
+        [sys.executable, "-c", _CHILD, json.dumps(settings)],
         capture_output=True,
         text=True,
         env=env,
@@ -119,19 +127,51 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--d", type=int, default=512)
     parser.add_argument("--n-val", type=int, default=20_000)
-    parser.add_argument("--heads", nargs="+", default=["hsfm", "dfr", "afr", "erm"],
-                        choices=sorted(HEADS))
+    parser.add_argument(
+        "--heads",
+        nargs="+",
+        default=["hsfm", "dfr", "afr", "erm"],
+        choices=sorted(HEADS),
+    )
+    parser.add_argument(
+        "--hard-corr",
+        type=float,
+        default=0.5,
+        help="how often the attribute agrees with the class in the hard pool "
+        "(0.5: groups balanced, DFR's subsamples are the whole pool; 0.95: as "
+        "in the support pool, small minority groups)",
+    )
     parser.add_argument("--holdout", action="store_true")
     parser.add_argument("--lazy", action="store_true")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="count torch's one-time start-up in the fit (no warm-up)",
+    )
     args = parser.parse_args(argv)
-    print(f"X: {args.n} x {args.d} float32 ({args.n * args.d * 4 / 2**20:.0f} MiB), "
-          f"hard pool: {'held out of X' if args.holdout else f'X_val of {args.n_val} rows'}"
-          f"{', lazy (dask)' if args.lazy else ''}")
+    hard = "held out of X" if args.holdout else f"X_val of {args.n_val} rows"
+    print(
+        f"X: {args.n} x {args.d} float32 ({args.n * args.d * 4 / 2**20:.0f} MiB), "
+        f"hard pool: {hard} (attribute agrees with class {args.hard_corr:.0%})"
+        f"{', lazy (dask)' if args.lazy else ''}"
+        f"{', torch cold' if args.cold else ''}"
+    )
     print(f"{'head':<16}{'extra peak MiB':>16}{'x size of X':>14}{'fit s':>8}")
     for name in args.heads:
-        r = measure(name, args.n, args.d, args.n_val, args.holdout, args.lazy)
-        print(f"{name:<16}{r['extra']:>16.0f}{r['extra'] / r['size_X']:>14.2f}"
-              f"{r['seconds']:>8.1f}")
+        r = measure(
+            name,
+            args.n,
+            args.d,
+            args.n_val,
+            args.hard_corr,
+            args.holdout,
+            args.lazy,
+            not args.cold,
+        )
+        print(
+            f"{name:<16}{r['extra']:>16.0f}{r['extra'] / r['size_X']:>14.2f}"
+            f"{r['seconds']:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from skhsfm._lazy import LazyRows, check_lazy_X, is_lazy, read_rows
 from skhsfm._validation import (
     FLOAT_DTYPES,
     check_finite,
@@ -19,7 +20,7 @@ from skhsfm._validation import (
     validate_support_pool,
 )
 
-__all__ = ["Pools", "fit_pools", "holdout_split", "make_pools"]
+__all__ = ["Pools", "fit_pools", "holdout_split", "make_pools", "read_pools"]
 
 
 def holdout_split(y, groups, validation_fraction, random_state):
@@ -57,12 +58,15 @@ class Pools:
     ----------
     X, y, groups : support pool (``y`` encoded as 0..n_classes-1).
     X_hard, y_hard, groups_hard : hard pool.
+        ``X`` and ``X_hard`` are numpy arrays, or
+        :class:`~skhsfm._lazy.LazyRows` (not read yet) when the head was given
+        a dask array or memmap; :func:`read_pools` reads what a head needs.
     support_index : indices of the support pool into the ``X`` given to ``fit``.
     hard_index : indices of the hard pool into ``X`` when it was held out from
         it, else None (the hard pool is ``X_val``).
     """
 
-    X: np.ndarray
+    X: object
     y: np.ndarray
     groups: object
     X_hard: np.ndarray
@@ -79,12 +83,21 @@ def _validate_held_out(estimator, X_val, y_val, groups_val, encoder):
             "X_val was given without y_val; pass the held-out labels as y_val."
         )
     try:
-        X_val = validate_data(
-            estimator, X_val, reset=False, dtype=FLOAT_DTYPES, ensure_all_finite=False
-        )
+        if is_lazy(X_val):  # read later, with the rows of X the head needs
+            X_val = LazyRows(
+                check_lazy_X(estimator, X_val, "X_val", reset=False), name="X_val"
+            )
+        else:
+            X_val = validate_data(
+                estimator,
+                X_val,
+                reset=False,
+                dtype=FLOAT_DTYPES,
+                ensure_all_finite=False,
+            )
+            check_finite(X_val, "X_val")
     except ValueError as exc:
         raise ValueError(f"X_val does not match X: {exc}") from exc
-    check_finite(X_val, "X_val")
     y_val = check_labels(y_val, "y_val")
     if y_val.shape[0] != X_val.shape[0]:
         raise ValueError(
@@ -184,3 +197,26 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
         estimator.validation_fraction, random_state, encoder,
     )  # fmt: skip
     return pools, encoder.classes_
+
+
+def read_pools(pools, *support_rows):
+    """The requested rows of the support pool and the whole hard pool, as numpy.
+
+    Parameters
+    ----------
+    pools : Pools
+    *support_rows : ndarray of int or None
+        Positions in the support pool (None: all of it).
+
+    Returns
+    -------
+    support_arrays : list of ndarray
+        One per entry of ``support_rows``. In-memory pools give ``pools.X``
+        itself for None and ``pools.X[rows]`` otherwise (as before lazy input
+        existed); lazy pools are read in one pass over ``X`` (and ``X_val``).
+    X_hard : ndarray
+    """
+    arrays = read_rows(
+        [(pools.X, rows) for rows in support_rows] + [(pools.X_hard, None)]
+    )
+    return arrays[:-1], arrays[-1]
