@@ -134,7 +134,7 @@ def _as_float(block, dtype):
 
 
 def read_rows(requests):
-    """Read several row sets, computing every dask array once.
+    """Read several row sets, each lazy array in one pass over its chunks.
 
     Parameters
     ----------
@@ -148,37 +148,80 @@ def read_rows(requests):
         One array per request, rows in the requested order, float32 kept,
         other dtypes as float64. In-memory sources are returned as they are
         (``rows=None``) or indexed, exactly as numpy indexing would.
+
+    Notes
+    -----
+    A dask array is read chunk by chunk, a few chunks per ``dask.compute``,
+    each chunk's wanted rows copied straight into the outputs: the memory
+    needed is the outputs plus a few chunks, never a concatenation of pieces
+    next to its result. Every request on the same dask array shares the pass.
     """
     out = [None] * len(requests)
-    pending = []  # (position, unique source rows, inverse) of dask requests
+    by_array = {}  # id of a dask array -> (array, dtype, name, [(i, rows)])
     for i, (source, rows) in enumerate(requests):
         if not isinstance(source, LazyRows):
             out[i] = source if rows is None else source[rows]
             continue
         wanted = source.index if rows is None else source.index[rows]
+        if is_dask_array(source.data):
+            entry = by_array.setdefault(
+                id(source.data), (source.data, source.dtype, source.name, [])
+            )
+            entry[3].append((i, np.asarray(wanted, dtype=int)))
+            continue
         unique, inverse = np.unique(wanted, return_inverse=True)
-        if isinstance(source.data, np.memmap) or not is_dask_array(source.data):
-            values = _as_float(source.data[unique], source.dtype)
-            out[i] = _checked(values[inverse] if rows is not None else values, source)
-        else:
-            pending.append((i, source, unique, inverse, rows))
-    if pending:
-        import dask
-
-        arrays = dask.compute(
-            *[source.data[unique] for _, source, unique, _, _ in pending]
-        )
-        for (i, source, _, inverse, rows), values in zip(pending, arrays):
-            values = _as_float(values, source.dtype)
-            out[i] = _checked(values[inverse] if rows is not None else values, source)
+        values = _as_float(source.data[unique], source.dtype)
+        values = _checked(values, source.name)
+        out[i] = values if rows is None else values[inverse]
+    for data, dtype, name, wanted_list in by_array.values():
+        arrays = _read_dask(data, dtype, name, [w for _, w in wanted_list])
+        for (i, _), values in zip(wanted_list, arrays):
+            out[i] = values
     return out
 
 
-def _checked(values, source):
+#: Chunks of a dask array computed together by :func:`read_rows`.
+CHUNKS_PER_COMPUTE = 8
+
+
+def _read_dask(data, dtype, name, wanted_list):
+    import dask
+
+    d = int(data.shape[1])
+    outs = [np.empty((w.shape[0], d), dtype=dtype) for w in wanted_list]
+    union = np.unique(np.concatenate(wanted_list)) if wanted_list else []
+    bounds = np.cumsum((0,) + tuple(data.chunks[0]))
+    # per request: its positions sorted by row, to find each chunk's share
+    orders = [np.argsort(w, kind="stable") for w in wanted_list]
+    sorted_rows = [w[order] for w, order in zip(wanted_list, orders)]
+    chunks = [
+        k
+        for k in range(len(bounds) - 1)
+        if np.searchsorted(union, bounds[k]) < np.searchsorted(union, bounds[k + 1])
+    ]
+    for first in range(0, len(chunks), CHUNKS_PER_COMPUTE):
+        batch = chunks[first : first + CHUNKS_PER_COMPUTE]
+        local = []
+        for k in batch:
+            lo, hi = np.searchsorted(union, bounds[k : k + 2])
+            local.append(union[lo:hi])
+        pieces = dask.compute(
+            *[data.blocks[k][rows - bounds[k]] for k, rows in zip(batch, local)]
+        )
+        for k, rows, piece in zip(batch, local, pieces):
+            piece = _checked(_as_float(piece, dtype), name)
+            for out, order, srt in zip(outs, orders, sorted_rows):
+                lo, hi = np.searchsorted(srt, bounds[k : k + 2])
+                if lo < hi:
+                    out[order[lo:hi]] = piece[np.searchsorted(rows, srt[lo:hi])]
+    return outs
+
+
+def _checked(values, name):
     """Reject NaN/inf in rows just read (as ``_validation.check_finite``)."""
     if not np.isfinite(values.sum(dtype=np.float64)) and not np.isfinite(values).all():
         raise ValueError(
-            f"{source.name} contains NaN or inf; embeddings must be finite. Remove "
+            f"{name} contains NaN or inf; embeddings must be finite. Remove "
             "or impute those rows before fitting."
         )
     return values
@@ -199,24 +242,41 @@ def iter_row_blocks(source, block_rows):
     if not is_dask_array(data):
         for start in range(0, index.shape[0], block_rows):
             rows = index[start : start + block_rows]
-            yield _checked(_as_float(data[rows], source.dtype), source)
+            yield _checked(_as_float(data[rows], source.dtype), source.name)
         return
     bounds = np.cumsum((0,) + tuple(data.chunks[0]))
-    buffer, buffered = [], 0
+    pending = []  # pieces read but not yet yielded, in row order
     for k in range(len(bounds) - 1):
         lo, hi = np.searchsorted(index, bounds[k : k + 2])
         if lo == hi:
             continue
         chunk = _as_float(data.blocks[k].compute(), source.dtype)
-        buffer.append(_checked(chunk[index[lo:hi] - bounds[k]], source))
-        buffered += hi - lo
-        while buffered >= block_rows:
-            joined = np.concatenate(buffer) if len(buffer) > 1 else buffer[0]
-            yield joined[:block_rows]
-            rest = joined[block_rows:]
-            buffer, buffered = ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
-    if buffered:
-        yield np.concatenate(buffer) if len(buffer) > 1 else buffer[0]
+        rows = index[lo:hi] - bounds[k]
+        if rows.shape[0] != chunk.shape[0]:  # else the whole chunk, no copy
+            chunk = chunk[rows]
+        pending.append(_checked(chunk, source.name))
+        yield from _full_blocks(pending, block_rows)
+    if pending:
+        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+
+def _full_blocks(pending, block_rows):
+    """Yield ``block_rows``-row blocks from the front of ``pending`` (a list of
+    arrays, changed in place), as views when a block lies in one piece."""
+    while sum(piece.shape[0] for piece in pending) >= block_rows:
+        if pending[0].shape[0] >= block_rows:
+            block, rest = pending[0][:block_rows], pending[0][block_rows:]
+            pending[0:1] = [rest] if rest.shape[0] else []
+            yield block
+            continue
+        parts, need = [], block_rows
+        while need:
+            piece = pending.pop(0)
+            parts.append(piece[:need])
+            if piece.shape[0] > need:
+                pending.insert(0, piece[need:])
+            need -= parts[-1].shape[0]
+        yield np.concatenate(parts)
 
 
 def default_sample_size(X):
