@@ -125,6 +125,8 @@ def make_pools(
     validation_fraction,
     random_state,
     encoder,
+    *,
+    view_support=False,
 ):
     """Validate the held-out arguments and build the two pools.
 
@@ -136,6 +138,10 @@ def make_pools(
     validation_fraction : float, used only when ``X_val`` is None.
     random_state : numpy RandomState.
     encoder : fitted ``LabelEncoder`` of the support-pool classes.
+    view_support : bool, default=False
+        Keep a support pool held out of an in-memory ``X`` as a
+        :class:`~skhsfm._lazy.LazyRows` view of ``X`` instead of a copy, for
+        heads that only stream over it.
     """
     n_classes = encoder.classes_.shape[0]
     if X_val is None:
@@ -147,8 +153,13 @@ def make_pools(
         support_idx, hard_idx = holdout_split(
             y_enc, groups, validation_fraction, random_state
         )
+        support = (
+            LazyRows(X, support_idx)
+            if view_support and not isinstance(X, LazyRows)
+            else X[support_idx]
+        )
         pools = Pools(
-            X[support_idx],
+            support,
             y_enc[support_idx],
             None if groups is None else groups[support_idx],
             X[hard_idx],
@@ -182,8 +193,9 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
     """Validate a head estimator's ``fit`` arguments and build its two pools.
 
     :func:`~skhsfm._validation.validate_support_pool` then :func:`make_pools`
-    with the estimator's ``validation_fraction``: the shared start of every
-    held-out head's ``fit``.
+    with the estimator's ``validation_fraction`` (and its ``_view_support``
+    class attribute, when it has one): the shared start of every held-out
+    head's ``fit``.
 
     Returns
     -------
@@ -195,6 +207,7 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
     pools = make_pools(
         estimator, X, y_enc, groups, X_val, y_val, groups_val,
         estimator.validation_fraction, random_state, encoder,
+        view_support=getattr(estimator, "_view_support", False),
     )  # fmt: skip
     return pools, encoder.classes_
 

@@ -163,6 +163,10 @@ class DFRClassifier(HeldOutHead):
     4
     """
 
+    # DFR only streams over the support pool (for its statistics): keep a
+    # support pool held out of X as a view, never a copy
+    _view_support = True
+
     _parameter_constraints: dict = {
         **HeldOutHead._parameter_constraints,
         "Cs": [Interval(Real, 0, None, closed="neither"), "array-like"],
