@@ -1,4 +1,6 @@
-"""Compare the ERM head, DFR, AFR and HSFM on identical frozen embeddings.
+"""
+Compare the ERM head, DFR, AFR and HSFM on identical frozen embeddings
+======================================================================
 
 Two benchmarks, each over several seeds:
 
@@ -137,7 +139,9 @@ def print_table(benchmark, per_seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="Compare the ERM head, DFR, AFR and HSFM on the same embeddings"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument(
         "--benchmarks",

@@ -1,4 +1,6 @@
-"""Model selection and lazy fits on a Dask cluster.
+"""
+Model selection and lazy fits on a Dask cluster
+===============================================
 
 Three things run on a local cluster of two single-threaded workers (swap in
 ``Client("tcp://scheduler:8786")`` for a real one):

@@ -1,4 +1,6 @@
-"""Saving and deploying a fitted head: skops files, plain scikit-learn, ONNX.
+"""
+Saving and deploying a fitted head: skops files, plain scikit-learn, ONNX
+=========================================================================
 
 Train on a workstation, predict elsewhere. A fitted head is a linear model, so
 there are three ways to ship it:

@@ -1,4 +1,8 @@
-"""How hard is the embedded dominoes benchmark? ERM head vs a group-balanced head.
+"""
+How hard is the embedded dominoes benchmark?
+============================================
+
+The ERM head against a group-balanced head.
 
 For each seed: build ``make_dominoes(random_state=seed)``, train the small ERM CNN
 on the training split, embed validation and test images, then report on test
@@ -84,7 +88,9 @@ def run_seed(seed, epochs, spurious_correlation):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="How hard is the embedded dominoes benchmark?"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--spurious-correlation", type=float, default=0.95)

@@ -1,4 +1,8 @@
-"""Images to a group-robust classifier: BackboneEmbedder + HSFMClassifier in a Pipeline.
+"""
+From images to a group-robust classifier with BackboneEmbedder
+==============================================================
+
+BackboneEmbedder and HSFMClassifier in one Pipeline, from image files.
 
 Draws a small image folder with a spurious correlation (squares mostly on blue
 backgrounds, circles mostly on green), embeds the files with a frozen backbone,
@@ -74,7 +78,9 @@ def make_embedder(weights, cache):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="From images to a group-robust classifier with BackboneEmbedder"
+    )
     parser.add_argument("--n-train", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--weights", default=None, help="local CLIP weights file")

@@ -1,4 +1,6 @@
-"""Embed an image folder with Ray Data actors, then fit a group-robust head.
+"""
+Embed an image folder with Ray Data actors, then fit a group-robust head
+========================================================================
 
 Writes the dominoes images (digits over a photo that correlates with the class
 in training; built from data scikit-learn ships) to PNG folders, embeds them
@@ -44,7 +46,7 @@ def write_folder(folder, images):
 def main(argv=None):
     import ray
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--weights", default=None, help="resnet18 state_dict file")
     parser.add_argument("--address", default=None, help="a Ray cluster (auto, ...)")
     args = parser.parse_args(argv)

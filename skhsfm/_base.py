@@ -26,6 +26,7 @@ from numbers import Integral, Real
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 
+from skhsfm._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._lazy import default_sample_size, sample_rows
 from skhsfm._linear import LinearHeadMixin, initial_head
 from skhsfm._pools import fit_pools
@@ -187,12 +188,19 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
 
     Subclasses implement ``_fit(X, y, groups, X_val, y_val, groups_val)``,
     which sets the fitted attributes (``coef_``, ``intercept_``, ``classes_``
-    and ``n_features_in_`` at least). ``fit`` then stamps the skhsfm version
+    and ``n_features_in_`` at least) by assigning them, never by changing the
+    previous fit's values in place. When ``_fit`` raises (or is interrupted),
+    ``fit`` restores every attribute, so a failed fit leaves the head exactly
+    as it was. After a successful ``_fit``, ``fit`` stamps the skhsfm version
     (``_skhsfm_version``, a ``str``), which travels with the pickled state and
     is checked when it is loaded.
     """
 
     __metadata_request__fit = {"groups": True}
+
+    # the "?" of the HTML repr links to the class's page on the docs site
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     _parameter_constraints: dict = {}
 
@@ -209,8 +217,19 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        self._fit(X, y, groups, X_val, y_val, groups_val)
-        setattr(self, VERSION_KEY, __version__)
+        previous = dict(vars(self))
+        try:
+            self._fit(X, y, groups, X_val, y_val, groups_val)
+            setattr(self, VERSION_KEY, __version__)
+        except BaseException:
+            # A failed or interrupted fit (bad input, Ctrl-C, an error in a
+            # callback) must not leave this call's classes_ / n_features_in_
+            # next to the previous fit's coef_: put every attribute back, so the
+            # head is exactly as before (unfitted before a first fit). _fit only
+            # rebinds attributes, so the shallow copy holds the old values.
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
         return self
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):  # pragma: no cover

@@ -95,7 +95,7 @@ class HSFMClassifier(InitializedHead):
         Take the paper's settings for that benchmark (see ``PRESETS``) for every
         hyperparameter left as None below.
     support_size : int, default=None
-        |S|: support embeddings drawn per class from the support pool. None means
+        ``|S|``: support embeddings drawn per class from the support pool. None means
         the preset's value, else 16. A class with fewer examples is sampled with
         replacement (with a warning).
     hard_size : int, default=None
@@ -179,7 +179,7 @@ class HSFMClassifier(InitializedHead):
         The resolved values of the hyperparameters used by ``fit``.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` has string column names.
 
     See Also

@@ -24,6 +24,8 @@ import time
 import numpy as np
 import torch
 
+from skhsfm._torch import to_tensor
+
 __all__ = [
     "select_hard_set",
     "hypergradient",
@@ -314,9 +316,9 @@ def run_hsfm(
     with _threads_for(device, H0.shape[0] * H0.shape[1]):
 
         def tensor(a, dtype=torch.float32):
-            return torch.as_tensor(a, dtype=dtype, device=device)
+            return to_tensor(a, device, dtype)
 
-        # out of place: as_tensor may share memory with the caller's arrays
+        # out of place: to_tensor may share memory with the caller's arrays
         H = tensor(H0) * feature_scale
         Y = torch.nn.functional.one_hot(
             tensor(y_support, torch.long), n_classes

@@ -16,6 +16,7 @@ from skhsfm._validation import (
     FLOAT_DTYPES,
     check_finite,
     check_groups,
+    check_label_kinds,
     check_labels,
     validate_support_pool,
 )
@@ -104,6 +105,14 @@ def _validate_held_out(estimator, X_val, y_val, groups_val, encoder):
             f"y_val has {y_val.shape[0]} entries but X_val has {X_val.shape[0]} "
             "rows; pass one label per held-out sample."
         )
+    check_label_kinds(
+        y_val,
+        encoder.classes_,
+        "y_val",
+        "y",
+        fix="Give y_val the type of y (the classes_ are "
+        f"{encoder.classes_[:5].tolist()}).",
+    )
     unknown = np.setdiff1d(np.unique(y_val), encoder.classes_)
     if unknown.size:
         raise ValueError(

@@ -7,10 +7,12 @@ those names here, and only here, means a scikit-learn release that moves them
 breaks one module, which ``tests/test_sklearn_compat.py`` checks.
 
 The same goes for :func:`inside_cv_scoring`, the only code that relies on how
-scikit-learn's cross-validation calls a scorer.
+scikit-learn's cross-validation calls a scorer, and for :func:`l1_logistic_params`,
+the only code that depends on which scikit-learn release is installed.
 """
 
 import sys
+from functools import lru_cache
 
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import (
@@ -32,6 +34,7 @@ __all__ = [
     "StrOptions",
     "fit_context",
     "inside_cv_scoring",
+    "l1_logistic_params",
     "validate_params",
     "CV_SCORE_FUNCTION",
 ]
@@ -77,3 +80,28 @@ def inside_cv_scoring(max_depth=10, *, skip=2):
             return True
         frame = frame.f_back
     return False
+
+
+@lru_cache(maxsize=1)
+def l1_logistic_params():
+    """Keyword arguments that make ``LogisticRegression``'s penalty pure L1.
+
+    scikit-learn 1.8 made ``l1_ratio`` choose the penalty (``l1_ratio=1`` is L1)
+    and deprecated ``penalty``, whose default became the string
+    ``"deprecated"``; 1.10 removes it. Before 1.8, ``l1_ratio`` is ignored
+    unless ``penalty="elasticnet"``, so ``l1_ratio=1`` alone silently fits an L2
+    model (with a warning). Which API is installed is read from
+    ``LogisticRegression``'s own default rather than its version string.
+
+    Returns
+    -------
+    params : dict
+        ``{"l1_ratio": 1.0}`` on scikit-learn >= 1.8, ``{"penalty": "l1"}``
+        before (no deprecation warning on either).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    penalty = LogisticRegression().get_params().get("penalty", "deprecated")
+    if penalty == "deprecated":
+        return {"l1_ratio": 1.0}
+    return {"penalty": "l1"}

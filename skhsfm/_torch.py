@@ -1,38 +1,69 @@
 """Small torch helpers shared by the package: devices, generators, array <-> tensor.
 
-torch is imported here at module level; import this module only from code that
-really needs torch (``fit`` paths, the embedder), never from ``predict`` paths.
+torch is imported here at module level, through
+:func:`skhsfm._imports.import_torch` (which refuses a half-imported torch);
+import this module only from code that really needs torch (``fit`` paths, the
+embedder), never from ``predict`` paths. Lazy call sites write
+``from skhsfm._torch import torch``.
 """
+
+import warnings
 
 import numpy as np
 
-try:
-    import torch
-except ImportError as exc:  # pragma: no cover - exercised only without torch
-    raise ImportError(
-        "skhsfm needs PyTorch for fitting and embedding; install it with "
-        "`pip install torch` (see https://pytorch.org for GPU builds). "
-        "Fitted classifiers predict without torch."
-    ) from exc
+from skhsfm._imports import import_torch
 
-__all__ = ["resolve_device", "make_generator", "to_tensor", "to_numpy"]
+torch = import_torch()
+
+__all__ = ["resolve_device", "make_generator", "to_tensor", "to_numpy", "torch"]
+
+_DEVICE_HINT = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+# Devices that held and returned a value once in this process (see _check_usable).
+_USABLE = set()
+
+
+def _check_usable(dev, device):
+    """Put one value on ``dev`` and read it back, once per device and process.
+
+    Catches the devices torch names but that cannot hold data here ("meta",
+    which stores shapes only; a backend this build lacks; a GPU index beyond
+    the machine's) before a fit fails deep inside with torch's own error.
+    """
+    key = str(dev)
+    if key in _USABLE:
+        return
+    try:
+        torch.zeros(1, device=dev).cpu()
+    except Exception as exc:  # NotImplementedError, RuntimeError, AssertionError...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        what = (
+            "the 'meta' device holds shapes only, no values"
+            if dev.type == "meta"
+            else reason
+        )
+        raise ValueError(
+            f"device={device!r} cannot hold data ({what}); {_DEVICE_HINT}."
+        ) from exc
+    _USABLE.add(key)
 
 
 def resolve_device(device):
-    """Turn a user ``device`` string into a ``torch.device``.
+    """Turn a user ``device`` string into a ``torch.device`` that can hold data.
 
     Parameters
     ----------
     device : str or torch.device
         ``"auto"`` picks ``"cuda"`` when available, else ``"cpu"``. Any other
         string torch understands (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``)
-        is passed through after checking that the backend is available.
+        is passed through after checking that the backend is available and can
+        hold a value (``"meta"`` and missing GPUs are refused).
 
     Returns
     -------
     torch.device
     """
     if isinstance(device, torch.device):
+        _check_usable(device, str(device))
         return device
     if not isinstance(device, str):
         raise TypeError(
@@ -44,8 +75,7 @@ def resolve_device(device):
         dev = torch.device(device)
     except (RuntimeError, ValueError) as exc:
         raise ValueError(
-            f"device={device!r} is not a device torch understands; use 'auto', "
-            "'cpu', 'cuda' or 'cuda:N'."
+            f"device={device!r} is not a device torch understands; {_DEVICE_HINT}."
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
@@ -57,6 +87,7 @@ def resolve_device(device):
             f"device={device!r} was requested but MPS is not available; use "
             "device='cpu' or device='auto'."
         )
+    _check_usable(dev, device)
     return dev
 
 
@@ -72,9 +103,28 @@ def make_generator(random_state, device="cpu"):
 
 
 def to_tensor(array, device, dtype=None):
-    """Copy a numpy array to a tensor on ``device`` (float32 by default)."""
+    """A tensor on ``device`` (float32 by default) that may be changed freely.
+
+    Read-only arrays (a DataFrame's values under pandas copy-on-write, a
+    memmap opened with ``mmap_mode="r"``) are accepted without torch's "NumPy
+    array is not writable" warning: when the conversion copies anyway (another
+    dtype or device) nothing more is done, and a tensor that would share the
+    read-only memory is copied.
+    """
     dtype = torch.float32 if dtype is None else dtype
-    return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
+    array = np.ascontiguousarray(array)
+    if array.flags.writeable:
+        return torch.as_tensor(array, dtype=dtype, device=device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*NumPy array is not writable")
+        tensor = torch.as_tensor(array, dtype=dtype, device=device)
+    if (
+        tensor.device.type == "cpu"
+        and array.size
+        and (tensor.data_ptr() == array.__array_interface__["data"][0])
+    ):
+        tensor = tensor.clone()  # it shares the read-only memory
+    return tensor
 
 
 def to_numpy(tensor):

@@ -5,6 +5,8 @@ argument, says what was received and what to do. Nothing here fits, splits or
 draws anything (that is :mod:`skhsfm._pools`).
 """
 
+from numbers import Number
+
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_array
@@ -18,7 +20,10 @@ __all__ = [
     "check_X",
     "check_finite",
     "check_groups",
+    "check_label_kinds",
     "check_labels",
+    "check_missing",
+    "label_kinds",
     "validate_support_pool",
 ]
 
@@ -62,14 +67,21 @@ def check_labels(values, name, n_samples=None, *, what="label"):
             f"{name} has {array.shape[0]} entries but X has {n_samples} rows; "
             f"pass one {what} per sample."
         )
+    return check_missing(array, name, what=what)
+
+
+def check_missing(values, name, *, what="label"):
+    """Reject missing labels (None, NaN, inf, ``pd.NA``), naming the argument.
+
+    The part of :func:`check_labels` that runs before scikit-learn sees the
+    labels, whose own errors for missing entries do not name the argument.
+    Returns ``values`` as an array.
+    """
+    array = np.asarray(values)
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or inf; every sample needs a {what}.")
     if array.dtype.kind == "O":
-        missing = [
-            i
-            for i, v in enumerate(array)
-            if v is None or (isinstance(v, float) and not np.isfinite(v))
-        ]
+        missing = [i for i, v in enumerate(array.ravel()) if _is_missing(v)]
         if missing:
             raise ValueError(
                 f"{name} contains None or NaN at position(s) {missing[:5]}"
@@ -77,6 +89,92 @@ def check_labels(values, name, n_samples=None, *, what="label"):
                 f"{what}. Fill or drop those samples."
             )
     return array
+
+
+def _is_missing(value):
+    """None, NaN, or pandas' missing markers (``pd.NA``, ``pd.NaT``), which a
+    pandas column with missing values gives as object entries."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, (float, np.floating)) and not np.isfinite(value)
+
+
+# What a label is, by numpy dtype kind: labels of two different kinds never
+# compare equal (1 != "1" != b"1"), whatever container holds them.
+_KIND_OF_DTYPE = {
+    "b": "number",
+    "i": "number",
+    "u": "number",
+    "f": "number",
+    "c": "number",
+    "U": "str",
+    "S": "bytes",
+    "M": "datetime",
+    "m": "timedelta",
+}
+
+
+def _value_kind(value):
+    if isinstance(value, (str, np.str_)):
+        return "str"
+    if isinstance(value, (bytes, np.bytes_)):
+        return "bytes"
+    if isinstance(value, (bool, np.bool_, Number)):
+        return "number"
+    if isinstance(value, np.generic):
+        return _KIND_OF_DTYPE.get(value.dtype.kind, type(value).__name__)
+    return type(value).__name__
+
+
+def label_kinds(values):
+    """The kinds of the values in a 1-d label array: a set of "number", "str",
+    "bytes", ... Object arrays (pandas columns, Categorical, StringDtype) are
+    looked at value by value, so ``["a", "b"]`` as ``<U1`` or as object is
+    "str" both times."""
+    kind = values.dtype.kind
+    if kind != "O":
+        return {_KIND_OF_DTYPE.get(kind, str(values.dtype))}
+    return {_value_kind(v) for v in values}
+
+
+def _describe(values, kinds):
+    if values.dtype.kind != "O":
+        return f"{values.dtype} labels"
+    return f"object-dtype labels of kind {', '.join(sorted(kinds))}"
+
+
+def check_label_kinds(a, b, a_name, b_name, fix=None):
+    """Reject two label arrays whose values could never compare equal.
+
+    ``1 == "1"`` is False, so comparing integer predictions with string labels
+    (or ``str`` with ``bytes``) scores every sample wrong without an error.
+    Both arrays must hold values of one kind (numbers, str, bytes, ...), the
+    same kind for both, whatever their dtype (``<U``, object, pandas
+    Categorical or StringDtype turned into arrays). Empty arrays pass.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n,)
+        Checked 1-d label arrays (see :func:`check_labels`).
+    a_name, b_name : str
+        Argument names, for messages.
+    fix : str or None, default=None
+        What to do, for the message; None suggests using the same label type.
+    """
+    kinds = {}
+    for values, name in ((a, a_name), (b, b_name)):
+        kinds[name] = label_kinds(values) if values.size else set()
+        if len(kinds[name]) > 1:
+            raise ValueError(
+                f"{name} mixes labels of kinds {sorted(kinds[name])}; use one "
+                "label type (e.g. all str or all int)."
+            )
+    if kinds[a_name] and kinds[b_name] and kinds[a_name] != kinds[b_name]:
+        fix = fix or "Use the same label type for both (e.g. the estimator's classes_)."
+        raise ValueError(
+            f"{a_name} holds {_describe(a, kinds[a_name])} but {b_name} holds "
+            f"{_describe(b, kinds[b_name])}; they would never compare equal. {fix}"
+        )
 
 
 def check_groups(groups, n_samples, name="groups"):
@@ -116,6 +214,8 @@ def validate_support_pool(estimator, X, y, groups):
         X = LazyRows(check_lazy_X(estimator, X, "X", reset=True))
         y = check_labels(np.asarray(y), "y", X.shape[0])
     else:
+        if y is not None:
+            check_missing(y, "y")
         X, y = validate_data(
             estimator, X, y, dtype=FLOAT_DTYPES, ensure_all_finite=False
         )

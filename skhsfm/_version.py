@@ -5,4 +5,5 @@ Any module of the package can read it (the version stamp of fitted heads in
 import cycle. ``setup.cfg`` reads it from here too.
 """
 
+#: The installed skhsfm version, a PEP 440 string; fitted heads record it.
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from skhsfm._sklearn_compat import l1_logistic_params
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 from skhsfm.baselines._afr import _afr_weights
 from skhsfm.baselines._common import balanced_subsample, cell_labels
@@ -166,9 +168,30 @@ def test_dfr_each_model_is_an_l1_fit_on_its_subsample(binary_data, dfr_fitted):
     idx = dfr_fitted.subsample_indices_[3]
     Z = (X_val[idx] - dfr_fitted.scaler_mean_) / dfr_fitted.scaler_scale_
     ref = LogisticRegression(
-        C=dfr_fitted.best_C_, l1_ratio=1.0, solver="liblinear", tol=1e-8
+        C=dfr_fitted.best_C_, **l1_logistic_params(), solver="liblinear", tol=1e-8
     ).fit(Z, y_val[idx])
     np.testing.assert_allclose(dfr_fitted.coefs_[3], ref.coef_, atol=1e-3)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_dfr_penalty_is_l1_on_the_installed_sklearn(n_classes):
+    """At a small C an L1 fit sets coefficients of noise features exactly to 0;
+    an L2 fit (what ``l1_ratio=1`` alone gives before scikit-learn 1.8) never
+    does. Fails on any scikit-learn where DFR's penalty is not L1."""
+    counts = [80, 20, 20, 80, 50, 50][: 2 * n_classes]
+    X, y, g = spurious(counts, n_features=30, n_classes=n_classes, seed=3)
+    X_val, y_val, g_val = spurious([40] * 2 * n_classes, 30, n_classes, seed=4)
+    with warnings.catch_warnings():
+        # no "l1_ratio is ignored" (<1.8) nor "penalty is deprecated" (>=1.8)
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.filterwarnings("error", message=".*(l1_ratio|penalty).*")
+        dfr = DFRClassifier(
+            Cs=(0.1,), n_models=2, random_state=0, store_models=True
+        ).fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
+    coefs = dfr.coefs_.reshape(2, -1)  # 30 or 3 x 30 coefficients per model
+    assert np.all(np.sum(coefs == 0.0, axis=1) >= 20)  # the noise features
+    assert np.all(np.any(coefs != 0.0, axis=1))  # but not an empty model
 
 
 def test_dfr_improves_worst_group_over_erm(binary_data, dfr_fitted):

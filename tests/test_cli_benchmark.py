@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from skhsfm.cli import build_parser
+from skhsfm.cli._report import benchmark_table
+from skhsfm.cli._summary import summarize
 from skhsfm.cli.benchmark import (
     METHODS,
     BenchmarkSettings,
     evaluate_seed,
-    summarize,
 )
 
 
@@ -111,3 +112,52 @@ def test_summarize_orders_methods_and_groups():
     )
     assert hsfm["fit_seconds"] == {"mean": 1.5, "std": pytest.approx(np.sqrt(0.5))}
     assert summary[0]["fit_seconds"] == {"mean": None, "std": None}
+
+
+def _records(scores):
+    return [
+        {
+            "seed": seed,
+            "method": method,
+            "worst_group_accuracy": value,
+            "mean_accuracy": 0.9,
+            "group_accuracy": {"a": value},
+            "fit_seconds": 1.0,
+        }
+        for method, values in scores.items()
+        for seed, value in enumerate(values)
+    ]
+
+
+def test_summarize_pairs_each_method_with_the_reference_by_seed():
+    dfr = [0.90, 0.80, 0.85, 0.95]
+    hsfm = [0.92, 0.83, 0.86, 0.97]  # +2, +3, +1, +2 points on the same seeds
+    summary, _ = summarize(_records({"DFR": dfr, "HSFM": hsfm}), ["a"], "DFR")
+    assert summary[0]["paired_difference"] is None  # the reference itself
+    paired = summary[1]["paired_difference"]
+    diff = np.subtract(hsfm, dfr)
+    assert paired["reference"] == "DFR" and paired["n_pairs"] == 4
+    assert paired["mean"] == pytest.approx(diff.mean())
+    half = 3.182446305284263 * diff.std(ddof=1) / 2  # t(0.975, 3) * sd / sqrt(4)
+    assert paired["low"] == pytest.approx(diff.mean() - half)
+    assert paired["high"] == pytest.approx(diff.mean() + half)
+    assert paired["low"] > 0  # consistent gains although the spreads overlap
+    table = benchmark_table(summary, ["a"], ["title"])
+    assert "vs DFR, paired (pp)" in table
+    hsfm_line = next(line for line in table.splitlines() if "| HSFM" in line)
+    assert "+2.0 [+0.7, +3.3]" in hsfm_line
+    assert "ref." in next(line for line in table.splitlines() if "| DFR" in line)
+
+
+def test_summarize_without_reference_has_no_paired_column():
+    summary, _ = summarize(_records({"DFR": [0.9, 0.8], "HSFM": [0.8, 0.9]}), ["a"])
+    assert all("paired_difference" not in entry for entry in summary)
+    assert "paired" not in benchmark_table(summary, ["a"], ["title"])
+
+
+def test_reference_must_be_a_requested_method():
+    settings = _settings(["--methods", "erm", "hsfm"])
+    assert settings.reference is None  # the default (dfr) is not run: no column
+    assert _settings(["--reference", "erm", "--methods", "erm"]).reference == "erm"
+    with pytest.raises(SystemExit):
+        _settings(["--reference", "afr", "--methods", "erm", "hsfm"])

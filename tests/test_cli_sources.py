@@ -77,7 +77,7 @@ def test_cache_file_round_trip_keeps_the_head(tmp_path):
     """The cache stores the backbone head as head_coef / head_intercept arrays
     (benchmarks/tune_on_dominoes.py reads them) and loads it as a LinearHead."""
     from skhsfm import LinearHead
-    from skhsfm.cli._sources import _load_npz, _save_npz
+    from skhsfm.cli._cache import cache_file, read_cache, write_cache
 
     rng = np.random.RandomState(0)
     splits = {
@@ -85,11 +85,11 @@ def test_cache_file_round_trip_keeps_the_head(tmp_path):
         for split in ("train", "val", "test")
     }
     head = LinearHead([[1.0, -2.0, 0.5]], [0.25])
-    path = str(tmp_path / "cache" / "seed0.npz")
-    _save_npz(path, splits, head, ["g0", "g1", "g2", "g3"], {"embedding": 1.5})
+    path, key = cache_file(str(tmp_path / "cache"), "seed0", ["a key"])
+    write_cache(path, key, splits, head, ["g0", "g1", "g2", "g3"], {"embedding": 1.5})
     with np.load(path) as stored:
         np.testing.assert_array_equal(stored["head_coef"], head.coef)
-    loaded, loaded_head, names, timings = _load_npz(path)
+    loaded, loaded_head, names, timings = read_cache(path, key)
     assert isinstance(loaded_head, LinearHead)
     np.testing.assert_array_equal(loaded_head.coef, head.coef)
     np.testing.assert_array_equal(loaded_head.intercept, head.intercept)

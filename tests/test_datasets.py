@@ -630,7 +630,9 @@ def test_load_metashift(tmp_path):
     )
     assert coarse.attribute_names == ["indoor", "outdoor"]
     assert coarse.group[coarse.context == "bike"].tolist() == [3]
-    assert load_metashift(root, split="val").filenames.shape == (0,)
+    # no val/ folder: asking for the val split is an error, not 0 samples
+    with pytest.raises(ValueError, match=r"requested split\(s\) \['val'\]"):
+        load_metashift(root, split="val")
 
 
 def test_load_metashift_errors(tmp_path):

@@ -137,7 +137,7 @@ def test_uncreatable_memory_folder_names_memory(images, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
     embedder = BackboneEmbedder(TinyNet(), device="cpu", memory=blocker / "cache")
-    with pytest.raises(ValueError, match="memory=.*cannot create"):
+    with pytest.raises(OSError, match="memory=.*cannot create"):
         embedder.transform(images[:2])
 
 

@@ -395,3 +395,58 @@ def test_cross_val_score_with_routing_on_scores_each_fold(data):
         )
     assert scores.shape == (3,)
     assert np.all((scores >= 0) & (scores <= 1))
+
+
+# --- paired_difference -------------------------------------------------------------
+
+
+def test_paired_difference_t_interval():
+    from scipy import stats
+
+    from skhsfm.metrics import paired_difference
+
+    a = np.array([0.93, 0.95, 0.94, 0.96, 0.90])
+    b = np.array([0.92, 0.93, 0.93, 0.94, 0.91])
+    result = paired_difference(a, b)
+    diff = a - b
+    half = stats.t.ppf(0.975, 4) * diff.std(ddof=1) / np.sqrt(5)
+    assert result.mean == pytest.approx(diff.mean())
+    assert (result.low, result.high) == pytest.approx(
+        (diff.mean() - half, diff.mean() + half)
+    )
+    assert result.n_pairs == 5 and result.method == "t"
+    np.testing.assert_allclose(result.differences, diff)
+    # swapping the methods mirrors the interval
+    swapped = paired_difference(b, a)
+    assert (swapped.low, swapped.high) == pytest.approx((-result.high, -result.low))
+    assert "95% interval" in repr(result)
+
+
+def test_paired_difference_bootstrap_and_single_pair():
+    from skhsfm.metrics import paired_difference
+
+    a, b = [0.93, 0.95, 0.94, 0.96], [0.92, 0.93, 0.93, 0.94]
+    boot = paired_difference(a, b, method="bootstrap", random_state=0)
+    assert boot.low <= boot.mean <= boot.high
+    assert boot.significant
+    assert boot.low == paired_difference(a, b, method="bootstrap", random_state=0).low
+    one = paired_difference([0.9], [0.8])
+    assert one.mean == pytest.approx(0.1)
+    assert np.isnan(one.low) and np.isnan(one.high) and not one.significant
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(scores=[0.9, 0.8], reference_scores=[0.9]), "reference_scores has 1"),
+        (dict(scores=[], reference_scores=[]), "empty"),
+        (dict(scores=[0.9, np.nan], reference_scores=[0.9, 0.8]), "scores contains"),
+        (dict(scores=[0.9], reference_scores=[0.8], confidence=1.0), "confidence"),
+        (dict(scores=[0.9], reference_scores=[0.8], method="z"), "method"),
+    ],
+)
+def test_paired_difference_bad_input(kwargs, match):
+    from skhsfm.metrics import paired_difference
+
+    with pytest.raises(ValueError, match=match):
+        paired_difference(**kwargs)

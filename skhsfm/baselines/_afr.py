@@ -95,7 +95,7 @@ class AFRClassifier(InitializedHead):
         Head biases.
     n_features_in_ : int
         Number of embedding dimensions seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string column names.
     init_coef_, init_intercept_ : ndarray
         The ERM head AFR started from (sklearn convention).
@@ -336,9 +336,7 @@ def _train_grid(
     λ index, 0-based epoch) and per-epoch arrays ``loss``, ``worst``, ``mean``
     of shape (n_gamma, n_lambda, n_epochs).
     """
-    import torch
-
-    from skhsfm._torch import resolve_device, to_numpy, to_tensor
+    from skhsfm._torch import resolve_device, to_numpy, to_tensor, torch
 
     dev = resolve_device(device)
     n_gamma, n_lambda = weights.shape[0], len(lambdas)
@@ -348,14 +346,14 @@ def _train_grid(
     # are rows of one (n_classes * n_heads, n_features) matrix, class-major (row
     # k * n_heads + h), so logits view as (n, n_classes, n_heads) and a step of
     # the whole grid is two matrix products.
-    onehot = torch.nn.functional.one_hot(
-        torch.as_tensor(y, dtype=torch.long, device=dev), n_classes
-    ).to(X_t.dtype)[:, :, None]
-    y_s = torch.as_tensor(y_sel, dtype=torch.long, device=dev)[:, None, None]
+    onehot = torch.nn.functional.one_hot(to_tensor(y, dev, torch.long), n_classes).to(
+        X_t.dtype
+    )[:, :, None]
+    y_s = to_tensor(y_sel, dev, torch.long)[:, None, None]
     # indicator @ correct counts hits per stratum (exact in float32); accuracies
     # are then formed in float64 so that they print and compare cleanly
     indicator = np.eye(int(strata_sel.max()) + 1)[strata_sel].T
-    stratum_size = torch.as_tensor(indicator.sum(1), device=dev)[:, None]
+    stratum_size = to_tensor(indicator.sum(1), dev, torch.float64)[:, None]
     indicator = to_tensor(indicator, dev)
     w_t = to_tensor(np.repeat(weights, n_lambda, axis=0).T[:, None, :], dev)
     lam_t = to_tensor(np.tile(lambdas, n_gamma), dev)

@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from skhsfm._base import HeldOutHead, fill_doc
 from skhsfm._lazy import iter_row_blocks
 from skhsfm._pools import holdout_split, read_pools
-from skhsfm._sklearn_compat import Interval, StrOptions
+from skhsfm._sklearn_compat import Interval, StrOptions, l1_logistic_params
 from skhsfm.baselines._common import (
     balanced_subsample,
     cell_labels,
@@ -90,7 +90,7 @@ class DFRClassifier(HeldOutHead):
         Averaged biases on raw embeddings.
     n_features_in_ : int
         Number of embedding dimensions seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string column names.
     best_C_ : float
         The ``C`` chosen in the tuning step.
@@ -112,7 +112,7 @@ class DFRClassifier(HeldOutHead):
     subsample_size_ : int
         Samples per group in each final subsample (the smallest group's size
         in the hard pool).
-    subsample_indices_ : ndarray of shape (n_models, n_groups * subsample_size_)
+    subsample_indices_ : ndarray of shape (n_models, n_groups * `subsample_size_`)
         Rows of the hard pool in each final subsample. Only with
         ``store_models=True``.
     hard_pool_indices_ : ndarray of int or None
@@ -255,7 +255,7 @@ class DFRClassifier(HeldOutHead):
         multiclass = self.classes_.shape[0] > 2
         return LogisticRegression(
             C=C,
-            l1_ratio=1.0,
+            **l1_logistic_params(),
             solver="saga" if multiclass else "liblinear",
             max_iter=self.max_iter,
             random_state=rng.randint(np.iinfo(np.int32).max),

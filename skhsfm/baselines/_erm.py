@@ -49,7 +49,7 @@ class ERMHeadClassifier(BaseHead):
         Head biases.
     n_features_in_ : int
         Number of embedding dimensions seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string column names.
     n_iter_ : int
         L-BFGS iterations used.

@@ -24,7 +24,7 @@ import sys
 import time
 
 from skhsfm.cli import benchmark, embed, speed
-from skhsfm.cli._common import CLIError, Reporter
+from skhsfm.cli._common import CLIError, Reporter, describe_error
 
 __all__ = ["main", "build_parser"]
 
@@ -62,8 +62,10 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 1 after a reported error. Bad arguments exit with status
-        2 through :class:`SystemExit`, as argparse does.
+        0 on success, 1 after a reported error (one ``skhsfm: error:`` line;
+        ``--traceback`` shows the Python traceback instead), 130 after
+        Ctrl-C. Bad arguments exit with status 2 through :class:`SystemExit`,
+        as argparse does.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -72,11 +74,22 @@ def main(argv=None):
     try:
         status = args.handler(args.subparser, args, argv)
     except CLIError as exc:
-        print(f"skhsfm: error: {exc}", file=sys.stderr)
+        print(f"skhsfm: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("skhsfm: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # Input problems found deep inside (NaN embeddings, a bad label file,
+        # a full disk) are reported as one line too; --traceback shows where.
+        if getattr(args, "traceback", False):
+            raise
+        print(f"skhsfm: error: {describe_error(exc)}", file=sys.stderr)
+        return 1
     if not args.quiet:
         Reporter(stream=sys.stderr).log(f"done in {time.perf_counter() - tic:.1f} s")
     return status
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())

@@ -18,6 +18,7 @@ __all__ = [
     "check_device",
     "check_positive",
     "collect_warnings",
+    "describe_error",
     "make_out",
     "setup_torch",
 ]
@@ -25,6 +26,32 @@ __all__ = [
 
 class CLIError(Exception):
     """An error the command reports as one line (exit status 1), no traceback."""
+
+
+# What bad input, files or settings raise; reported as the message alone.
+# Anything else is probably a bug, and is reported with its type and a hint.
+_INPUT_ERRORS = (
+    ValueError,
+    TypeError,
+    OSError,
+    ImportError,
+    EOFError,
+    MemoryError,
+    RuntimeError,
+)
+
+
+def describe_error(exc):
+    """One line for an exception that reached the command: the message, with
+    the exception's type and a pointer to ``--traceback`` for unexpected
+    ones."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, _INPUT_ERRORS):
+        return text
+    return (
+        f"{type(exc).__name__}: {text} (unexpected; rerun with --traceback for "
+        "the details, and report it if the input looks right)"
+    )
 
 
 class Reporter:
@@ -58,6 +85,15 @@ class Reporter:
             tqdm.write(message, file=self.stream)
         else:
             print(message, file=self.stream, flush=True)
+
+    def warn(self, message):
+        """Print one ``skhsfm: warning:`` line, also when quiet."""
+        if self._bars:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"skhsfm: warning: {message}", file=self.stream)
+        else:
+            print(f"skhsfm: warning: {message}", file=self.stream, flush=True)
 
     def bar(self, total, desc, unit="it", leave=False):
         """A tqdm bar, or a :class:`~skhsfm._progress.NoBar` that draws nothing."""
@@ -160,6 +196,11 @@ def add_common_options(parser):
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no progress output, only the table"
+    )
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, show the Python traceback instead of one line",
     )
     parser.add_argument(
         "--threads",

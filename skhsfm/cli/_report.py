@@ -4,6 +4,10 @@ The printed tables (every one rendered by :func:`skhsfm._table.format_table`,
 as Markdown that also reads well in a terminal), ``results.md``,
 ``results.json``, the CSV files and the per-group figure. matplotlib is
 imported inside :func:`write_figure`; without it the figure is skipped.
+
+Files are written atomically (:mod:`skhsfm._atomic`): ``speed.json`` alone,
+and the benchmark's files as one set, so an output folder always holds one
+complete run, the previous one when writing the new one fails.
 """
 
 import csv
@@ -11,6 +15,7 @@ import json
 import math
 import os
 
+from skhsfm._atomic import atomic_write, write_file_set
 from skhsfm._table import format_table
 
 __all__ = [
@@ -46,6 +51,17 @@ def _pct(stat, with_std=True):
     return f"{100 * stat['mean']:.1f} +- {100 * stat['std']:.1f}"
 
 
+def _paired_text(paired):
+    """``+1.2 [-0.3, +2.7]``: the mean paired difference and its interval, in
+    percentage points; ``ref.`` for the reference itself."""
+    if paired is None:
+        return "ref."
+    mean = f"{100 * paired['mean']:+.1f}"
+    if not math.isfinite(paired["low"]):
+        return f"{mean} (1 seed)"
+    return f"{mean} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}]"
+
+
 def _seconds(stat):
     return "-" if stat["mean"] is None else f"{stat['mean']:.2f}"
 
@@ -71,6 +87,15 @@ def benchmark_table(summary, groups, title_lines, footnotes=()):
         ]
         for entry in summary
     ]
+    reference = next(
+        (e["method"] for e in summary if "paired_difference" in e and
+         e["paired_difference"] is None),
+        None,
+    )  # fmt: skip
+    if reference is not None:
+        header.insert(2, f"vs {reference}, paired (pp)")
+        for row, entry in zip(rows, summary):
+            row.insert(2, _paired_text(entry["paired_difference"]))
     group_header = ["method"] + [_cell_name(name) for name in groups]
     group_rows = [
         [entry["method"]]
@@ -103,13 +128,14 @@ def _seed_text(seeds):
     return ", ".join(str(s) for s in seeds)
 
 
-def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds):
+def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds, reference=None):
     """The lines under the benchmark tables: what the numbers mean, where the
     time went, cached seeds and the warnings raised during fits."""
     start = (
         "the backbone's own last layer"
         if has_head
-        else "a logistic regression on the training embeddings"
+        else "their default initial head (a logistic regression on the training "
+        "embeddings)"
     )
     lines = [
         "worst-group acc.: the lowest test accuracy over the (class, attribute) "
@@ -119,6 +145,14 @@ def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds):
         f"hard pool = validation split. AFR and HSFM start from {start}.",
         "fit (s): wall time of fit (mean over seeds; the CPU may be shared).",
     ]
+    if reference is not None:
+        lines.insert(
+            1,
+            f"vs {reference}, paired: mean over seeds of (method - {reference}) test "
+            "worst-group accuracy on the same seed, in percentage points, with its "
+            "95% confidence interval (paired t); an interval wholly above 0 means "
+            f"better than {reference} at that confidence.",
+        )
     stages = {}
     for entry in timings:
         for key, value in entry.items():
@@ -153,10 +187,20 @@ def _clean(value):
     return value
 
 
-def write_json(path, payload):
+def _dump_json(path, payload):
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(_clean(payload), handle, indent=2)
         handle.write("\n")
+
+
+def write_json(path, payload):
+    """Write ``payload`` as JSON at ``path`` atomically (old file or new file)."""
+    atomic_write(path, lambda tmp: _dump_json(tmp, payload))
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _fmt(value, scale=1.0):
@@ -258,14 +302,25 @@ def write_benchmark_outputs(out, table, payload, title):
     document, whose ``summary``, ``groups`` and ``per_seed`` entries also give
     the CSV files and the figure (titled ``title``). Returns ``{key: path}`` of
     the files written (no figure without matplotlib).
+
+    The files are written as one set (:func:`skhsfm._atomic.write_file_set`):
+    when any of them cannot be written, ``out`` keeps the previous run's files
+    (none of the new ones) and the error propagates.
     """
     summary, groups = payload["summary"], payload["groups"]
-    paths = {key: os.path.join(out, name) for key, name in OUTPUT_FILES.items()}
-    with open(paths["table"], "w", encoding="utf-8") as handle:
-        handle.write(table + "\n")
-    write_json(paths["json"], payload)
-    write_summary_csv(paths["csv"], summary, groups)
-    write_per_seed_csv(paths["per_seed_csv"], payload["per_seed"], groups)
-    if write_figure(paths["figure"], summary, groups, title) is None:
-        paths.pop("figure")
-    return paths
+    names = OUTPUT_FILES
+    writers = {
+        names["table"]: lambda path: _write_text(path, table + "\n"),
+        names["json"]: lambda path: _dump_json(path, payload),
+        names["csv"]: lambda path: write_summary_csv(path, summary, groups),
+        names["per_seed_csv"]: lambda path: write_per_seed_csv(
+            path, payload["per_seed"], groups
+        ),
+        names["figure"]: lambda path: (
+            write_figure(path, summary, groups, title) is not None
+        ),
+    }
+    written = set(write_file_set(out, writers, names=list(names.values())))
+    return {
+        key: os.path.join(out, name) for key, name in names.items() if name in written
+    }

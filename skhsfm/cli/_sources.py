@@ -19,6 +19,7 @@ import numpy as np
 
 from skhsfm._hashing import array_digest
 from skhsfm._linear import LinearHead
+from skhsfm.cli._cache import CacheInvalid, cache_file, read_cache, write_cache
 from skhsfm.cli._common import CLIError
 from skhsfm.embedding._registry import parse_backbone
 
@@ -33,8 +34,6 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
-# Bump when the meaning of cached embedded-benchmark files changes.
-_CACHE_VERSION = 1
 # What users can catch from loaders and the embedder: reported as one line.
 _USER_ERRORS = (OSError, ValueError, RuntimeError, ImportError, TypeError)
 
@@ -210,53 +209,37 @@ def _cnn_embeddings(images, targets, groups, seed, settings, reporter):
     return splits, backbone.linear_head(), train_seconds, embed_seconds
 
 
-def _cache_path(settings, prefix, key_parts):
-    if settings.cache_dir is None:
-        return None
-    import joblib
+def _load_or_compute(settings, reporter, seed, prefix, key_parts, compute):
+    """One seed's :class:`Embeddings` from the verified cache, else ``compute()``.
 
-    from skhsfm import __version__
-
-    key = joblib.hash((_CACHE_VERSION, __version__) + tuple(key_parts))[:16]
-    return os.path.join(settings.cache_dir, f"{prefix}_{key}.npz")
-
-
-def _save_npz(path, splits, head, group_names, timings):
-    arrays = {"group_names": np.asarray(group_names, dtype=str)}
-    for split, values in splits.items():
-        if values is None:
-            continue
-        for name, value in zip(("X", "y", "g"), values):
-            arrays[f"{name}_{split}"] = value
-    if head is not None:
-        arrays["head_coef"], arrays["head_intercept"] = head.coef, head.intercept
-    for name, seconds in timings.items():
-        arrays[f"seconds_{name}"] = np.float64(seconds)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = path + ".partial.npz"
-    np.savez(partial, **arrays)
-    os.replace(partial, path)
-
-
-def _load_npz(path):
-    with np.load(path, allow_pickle=False) as stored:
-        splits = {
-            s: (
-                tuple(stored[f"{k}_{s}"] for k in ("X", "y", "g"))
-                if f"X_{s}" in stored
-                else None
+    ``compute()`` returns ``(splits, head, group_names, timings)``; its result
+    is cached when there is a cache folder. A cache file that fails
+    verification (:mod:`skhsfm.cli._cache`) is recomputed and overwritten with
+    a warning; a cache file that cannot be written is skipped with a warning.
+    The run never stops because of the cache.
+    """
+    path, key = cache_file(settings.cache_dir, prefix, key_parts)
+    if path is not None and os.path.lexists(path):
+        try:
+            splits, head, names, timings = read_cache(path, key)
+        except CacheInvalid as exc:
+            reporter.warn(
+                f"seed {seed}: cached embeddings {path} not used: {exc}. "
+                "Recomputing them and replacing the file."
             )
-            for s in SPLITS
-        }
-        head = None
-        if "head_coef" in stored:
-            head = LinearHead(stored["head_coef"], stored["head_intercept"])
-        timings = {
-            key[len("seconds_") :]: float(stored[key])
-            for key in stored.files
-            if key.startswith("seconds_")
-        }
-        return splits, head, stored["group_names"].tolist(), timings
+        else:
+            reporter.log(f"seed {seed}: embeddings read from cache {path}")
+            return Embeddings(splits, names, head, {}, {"cached": True, **timings})
+    splits, head, names, timings = compute()
+    if path is not None:
+        try:
+            write_cache(path, key, splits, head, names, timings)
+        except OSError as exc:
+            reporter.warn(
+                f"seed {seed}: could not write the cache file {path} ({exc}); "
+                "continuing without it (--no-cache turns caching off)."
+            )
+    return Embeddings(splits, list(names), head, timings)
 
 
 # ---------------------------------------------------------------- sources
@@ -284,17 +267,20 @@ class EmbeddedDominoes:
 
     def load(self, seed):
         s = self.settings
-        path = _cache_path(
+        key = ("embedded", seed, s.n_train, s.n_val, s.n_test, s.backbone_epochs)
+        return _load_or_compute(
             s,
+            self.reporter,
+            seed,
             f"dominoes_seed{seed}",
-            ("embedded", seed, s.n_train, s.n_val, s.n_test, s.backbone_epochs),
+            key,
+            lambda: self._compute(seed),
         )
-        if path is not None and os.path.isfile(path):
-            splits, head, names, timings = _load_npz(path)
-            self.reporter.log(f"seed {seed}: embeddings read from cache {path}")
-            return Embeddings(splits, names, head, {}, {"cached": True, **timings})
+
+    def _compute(self, seed):
         from skhsfm.datasets import make_dominoes
 
+        s = self.settings
         tic = time.perf_counter()
         try:
             data = make_dominoes(s.n_train, s.n_val, s.n_test, random_state=seed)
@@ -312,13 +298,19 @@ class EmbeddedDominoes:
             "backbone_training": train_seconds,
             "embedding": embed_seconds,
         }
-        if path is not None:
-            _save_npz(path, splits, head, data.group_names, timings)
-        return Embeddings(splits, list(data.group_names), head, timings)
+        return splits, head, list(data.group_names), timings
 
 
-def _as_uint8_images(x, path_hint):
-    """Images from a .npy array as uint8 ``(n, H, W, 3)``."""
+def _as_uint8_images(x, path_hint, value_range=None):
+    """Images from a .npy array as uint8 ``(n, H, W, 3)``.
+
+    Pixels that are not uint8 are brought to 8 bits by their value range
+    (:func:`skhsfm.embedding._pixels.to_uint8`: 16-bit scaled, floats in [0, 1]
+    or [0, 255]); NaN and out-of-range values are refused. ``value_range``
+    (the range over every split) makes the splits of one dataset read alike.
+    """
+    from skhsfm.embedding._pixels import to_uint8
+
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
@@ -334,17 +326,29 @@ def _as_uint8_images(x, path_hint):
             f"{path_hint}: images must have 1 or 3 channels (first or last axis "
             f"after the sample axis); got shape {x.shape}."
         )
-    if x.shape[-1] == 1:
-        x = np.repeat(x, 3, axis=-1)
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
     if x.dtype.kind not in "fiub":
         raise CLIError(f"{path_hint}: images must be numeric; got dtype {x.dtype}.")
-    is_float = x.dtype.kind == "f"
-    x = x.astype(np.float64)
-    if is_float and x.size and x.min() >= 0.0 and x.max() <= 1.0:
-        x = x * 255.0  # float images in [0, 1]
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    try:
+        x = to_uint8(x, path_hint, value_range)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return np.ascontiguousarray(x)
+
+
+def _check_values(x, path):
+    """Numeric and finite: NaN embeddings or pixels would fail deep inside a fit."""
+    if x.dtype.kind not in "fiub":
+        raise CLIError(
+            f"{path}: X must hold numbers (features or pixels); got dtype {x.dtype}."
+        )
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = int(x.size - np.isfinite(x).sum())
+        raise CLIError(
+            f"{path}: {bad} of {x.size} values are NaN or infinite; features and "
+            "pixels must be finite. Fix or drop those samples."
+        )
 
 
 def _subsample(n, cap, seed=0):
@@ -386,6 +390,8 @@ class DominoesArrays:
                 )
         except _USER_ERRORS as exc:
             raise CLIError(str(exc)) from exc
+        for split, (x, _, _) in self.raw.items():
+            _check_values(x, os.path.join(root, f"X_{split}.npy"))
         self.group_names = list(bunch.group_names)
         self.features = self.raw["train"][0].ndim == 2
 
@@ -414,8 +420,11 @@ class DominoesArrays:
                 }
                 self._shared = Embeddings(splits, self.group_names)
             return self._shared
+        from skhsfm.embedding._pixels import value_range
+
+        joint = value_range([x for x, _, _ in self.raw.values()])
         images = {
-            split: _as_uint8_images(x, os.path.join(self.root, f"X_{split}.npy"))
+            split: _as_uint8_images(x, os.path.join(self.root, f"X_{split}.npy"), joint)
             for split, (x, _, _) in self.raw.items()
         }
         targets = {split: v[1] for split, v in self.raw.items()}
@@ -432,20 +441,29 @@ class DominoesArrays:
             "arrays",
             seed,
             s.backbone_epochs,
-            [array_digest(images[split]) for split in SPLITS],
+            # what is embedded and what the labels are: a changed y_/env_ file
+            # must not reuse embeddings stored with the old labels
+            [
+                (
+                    images[split].shape,
+                    array_digest(images[split]),
+                    array_digest(targets[split]),
+                    array_digest(groups[split]),
+                )
+                for split in SPLITS
+            ],
         ]
-        path = _cache_path(s, f"dominoes_arrays_seed{seed}", key)
-        if path is not None and os.path.isfile(path):
-            splits, head, names, timings = _load_npz(path)
-            self.reporter.log(f"seed {seed}: embeddings read from cache {path}")
-            return Embeddings(splits, names, head, {}, {"cached": True, **timings})
-        splits, head, train_seconds, embed_seconds = _cnn_embeddings(
-            images, targets, groups, seed, s, self.reporter
+
+        def compute():
+            splits, head, train_seconds, embed_seconds = _cnn_embeddings(
+                images, targets, groups, seed, s, self.reporter
+            )
+            timings = {"backbone_training": train_seconds, "embedding": embed_seconds}
+            return splits, head, self.group_names, timings
+
+        return _load_or_compute(
+            s, self.reporter, seed, f"dominoes_arrays_seed{seed}", key, compute
         )
-        timings = {"backbone_training": train_seconds, "embedding": embed_seconds}
-        if path is not None:
-            _save_npz(path, splits, head, self.group_names, timings)
-        return Embeddings(splits, self.group_names, head, timings)
 
     def _embed(self, images, targets, groups):
         embedder = _make_embedder(self.spec, self.settings, self.reporter)

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from skhsfm.cli._common import (
+    CLIError,
     Reporter,
     add_common_options,
     check_positive,
@@ -26,6 +27,7 @@ from skhsfm.cli._common import (
     make_out,
     setup_torch,
 )
+from skhsfm.cli._summary import summarize
 
 __all__ = [
     "DATASETS",
@@ -34,7 +36,6 @@ __all__ = [
     "add_parser",
     "run",
     "run_seeds",
-    "summarize",
 ]
 
 #: Method names accepted by ``--methods``, in table order.
@@ -115,6 +116,25 @@ def add_parser(subparsers):
         metavar="SEED",
         help=f"one number N: seeds 0..N-1; several numbers: those seeds "
         f"(default: {DEFAULT_SEEDS}, or 1 with --quick)",
+    )
+    p.add_argument(
+        "--reference",
+        choices=METHODS + ("none",),
+        default="dfr",
+        metavar="METHOD",
+        help="method every other one is compared with, seed by seed: the table "
+        "gives the mean paired difference of test worst-group accuracy and its 95%% "
+        "confidence interval (paired t over seeds); none: no comparison "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--init",
+        choices=("backbone", "default"),
+        default="backbone",
+        help="where AFR and HSFM start: backbone: the backbone's own last layer "
+        "when the source has one (the dominoes CNN), else their default; default: "
+        "their default initial head, a logistic regression on the training "
+        "embeddings (default: %(default)s)",
     )
     p.add_argument(
         "--preset",
@@ -211,6 +231,8 @@ class BenchmarkSettings:
     methods: tuple = METHODS
     seeds: tuple = tuple(range(DEFAULT_SEEDS))
     preset: str | None = None
+    reference: str | None = "dfr"
+    init: str = "backbone"
     n_train: int | None = _FULL["n_train"]
     n_val: int | None = _FULL["n_val"]
     n_test: int | None = _FULL["n_test"]
@@ -266,13 +288,24 @@ class BenchmarkSettings:
             cache_dir = os.path.abspath(
                 os.path.expanduser(args.cache or os.path.join(args.out, "cache"))
             )
+        methods = tuple(dict.fromkeys(args.methods))
+        reference = None if args.reference == "none" else args.reference
+        if reference is not None and reference not in methods:
+            if args.reference != parser.get_default("reference"):
+                parser.error(
+                    f"--reference {reference} is not among --methods "
+                    f"{' '.join(methods)}; add it or pass --reference none."
+                )
+            reference = None
         return cls(
             dataset=args.dataset,
             root=root,
             backbone=args.backbone,
             pretrained=args.pretrained,
             weights=args.weights,
-            methods=tuple(dict.fromkeys(args.methods)),
+            methods=methods,
+            reference=reference,
+            init=args.init,
             seeds=seeds or tuple(range(1 if args.quick else DEFAULT_SEEDS)),
             preset={"none": None, "auto": args.dataset}.get(args.preset, args.preset),
             batch_size=args.batch_size,
@@ -321,7 +354,10 @@ def run(settings, argv=()):
     )
     result = run_seeds(source, settings, reporter)
     wall = time.perf_counter() - tic
-    summary, groups = summarize(result["records"], result["group_names"])
+    reference = (
+        None if settings.reference is None else _label(settings.reference, settings)
+    )
+    summary, groups = summarize(result["records"], result["group_names"], reference)
     n = len(settings.seeds)
     title = [
         f"skhsfm benchmark: {config['dataset']}",
@@ -330,11 +366,12 @@ def run(settings, argv=()):
         "mean +- std over seeds",
     ]
     footnotes = benchmark_footnotes(
-        result["has_head"],
+        result["has_head"] and settings.init == "backbone",
         wall,
         result["timings"],
         result["notes"],
         result["cached_seeds"],
+        reference,
     )
     table = benchmark_table(summary, groups, title, footnotes)
     print(table, flush=True)
@@ -346,6 +383,8 @@ def run(settings, argv=()):
             "seeds": settings.seeds,
             "methods": settings.methods,
             "hsfm_preset": settings.preset,
+            "reference": reference,
+            "init": settings.init,
             "hsfm_epochs": settings.hsfm_epochs,
             "afr_epochs": settings.afr_epochs,
             "dfr_models": settings.dfr_models,
@@ -359,7 +398,14 @@ def run(settings, argv=()):
         "timings": {"wall_seconds": wall, "per_seed": result["timings"]},
         "warnings": result["notes"],
     }
-    paths = write_benchmark_outputs(out, table, payload, "\n".join(title))
+    try:
+        paths = write_benchmark_outputs(out, table, payload, "\n".join(title))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CLIError(
+            f"--out {out}: writing the results failed ({exc}); the folder keeps "
+            "the previous run's files, if any. Free space or pick another --out, "
+            "then run again."
+        ) from exc
     if "figure" not in paths:
         reporter.log("no figure: matplotlib is not installed (pip install matplotlib)")
     if not settings.quiet:
@@ -408,11 +454,12 @@ def run_seeds(source, settings, reporter):
 
 def _estimators(methods, seed, init, settings):
     """``[(label, estimator)]`` for the requested methods, AFR and HSFM starting
-    from the :class:`~skhsfm.LinearHead` ``init``."""
+    from the :class:`~skhsfm.LinearHead` ``init`` (None: their default start)."""
     from skhsfm import HSFMClassifier
     from skhsfm.baselines import AFRClassifier, DFRClassifier
 
     device = str(settings.device)
+    coef, intercept = (None, None) if init is None else (init.coef, init.intercept)
     out = []
     if "dfr" in methods:
         extra = {} if settings.dfr_models is None else {"n_models": settings.dfr_models}
@@ -420,8 +467,8 @@ def _estimators(methods, seed, init, settings):
     if "afr" in methods:
         extra = {} if settings.afr_epochs is None else {"n_epochs": settings.afr_epochs}
         afr = AFRClassifier(
-            init_coef=init.coef,
-            init_intercept=init.intercept,
+            init_coef=coef,
+            init_intercept=intercept,
             device=device,
             random_state=seed,
             **extra,
@@ -431,14 +478,20 @@ def _estimators(methods, seed, init, settings):
         hsfm = HSFMClassifier(
             settings.preset,
             n_epochs=settings.hsfm_epochs,
-            init_coef=init.coef,
-            init_intercept=init.intercept,
+            init_coef=coef,
+            init_intercept=intercept,
             device=device,
             random_state=seed,
         )
-        preset = settings.preset
-        out.append(("HSFM" if preset is None else f"HSFM (preset {preset})", hsfm))
+        out.append((_label("hsfm", settings), hsfm))
     return out
+
+
+def _label(method, settings):
+    """The table label of a ``--methods`` name."""
+    if method == "hsfm" and settings.preset is not None:
+        return f"HSFM (preset {settings.preset})"
+    return {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "hsfm": "HSFM"}[method]
 
 
 def _score(y_true, y_pred, groups, group_names):
@@ -484,8 +537,6 @@ def _shared_logreg(emb):
 
 def evaluate_seed(emb, seed, settings, reporter, notes):
     """Fit and score every requested method on one seed's embeddings."""
-    from skhsfm import LinearHead
-
     methods = settings.methods
     X, y, g = emb.splits["train"]
     X_test, y_test, g_test = emb.splits["test"]
@@ -513,20 +564,15 @@ def evaluate_seed(emb, seed, settings, reporter, notes):
             f"{scores['mean_accuracy']:.3f} ({fit})"
         )
 
-    init = emb.head
+    # AFR and HSFM start from the backbone's head, or (None) from their default
+    init = emb.head if settings.init == "backbone" else None
     if "erm" in methods and emb.head is not None:
         add(ERM_BACKBONE, emb.head.predict(X_test), None)
-    needs_logreg = "erm" in methods or (
-        emb.head is None and ({"afr", "hsfm"} & set(methods))
-    )
-    if needs_logreg:
+    if "erm" in methods:
         head, seconds, logreg_notes = _shared_logreg(emb)
         notes.setdefault(ERM_LOGREG, [])
         notes[ERM_LOGREG].extend(n for n in logreg_notes if n not in notes[ERM_LOGREG])
-        if "erm" in methods:
-            add(ERM_LOGREG, head.predict(X_test), seconds)
-        if init is None:
-            init = LinearHead(head.coef_, head.intercept_, head.classes_)
+        add(ERM_LOGREG, head.predict(X_test), seconds)
     estimators = _estimators(methods, seed, init, settings)
     bar = reporter.bar(len(estimators), f"seed {seed}: methods", unit="method")
     try:
@@ -542,48 +588,3 @@ def evaluate_seed(emb, seed, settings, reporter, notes):
     finally:
         bar.close()
     return records
-
-
-# ----------------------------------------------------------------- summary
-
-
-def _stats(values):
-    values = np.asarray([np.nan if v is None else v for v in values], dtype=float)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return {"mean": None, "std": None}
-    std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
-    return {"mean": float(finite.mean()), "std": std}
-
-
-def summarize(records, group_names):
-    """Mean and standard deviation over seeds for every method, in table order.
-
-    Returns ``(summary, groups)``: one dict per method, and the group names
-    present, in the dataset's order.
-    """
-    order = list(dict.fromkeys(record["method"] for record in records))
-    present = list(
-        dict.fromkeys(name for record in records for name in record["group_accuracy"])
-    )
-    rank = {name: i for i, name in enumerate(group_names or [])}
-    groups = sorted(present, key=lambda name: (rank.get(name, len(rank)), name))
-    summary = []
-    for method in order:
-        rows = [r for r in records if r["method"] == method]
-        summary.append(
-            {
-                "method": method,
-                "n_seeds": len(rows),
-                "worst_group_accuracy": _stats(
-                    [r["worst_group_accuracy"] for r in rows]
-                ),
-                "mean_accuracy": _stats([r["mean_accuracy"] for r in rows]),
-                "group_accuracy": {
-                    name: _stats([r["group_accuracy"].get(name) for r in rows])
-                    for name in groups
-                },
-                "fit_seconds": _stats([r["fit_seconds"] for r in rows]),
-            }
-        )
-    return summary, groups

@@ -33,6 +33,7 @@ import sys
 
 import numpy as np
 
+from skhsfm._atomic import atomic_write
 from skhsfm.cli._common import CLIError, Reporter, check_positive
 
 __all__ = ["BACKENDS", "IMAGE_SUFFIXES", "EmbedSettings", "add_parser", "run"]
@@ -139,6 +140,11 @@ def add_parser(subparsers):
         "(default: %(default)s)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, show the Python traceback instead of one line",
+    )
     p.set_defaults(handler=_handle, subparser=p)
     return p
 
@@ -166,6 +172,9 @@ class EmbedSettings:
     workers : int or None
     restart : bool
     quiet : bool
+    traceback : bool
+        Let an error inside the work propagate (``--traceback``) instead of
+        reporting it as one line with the number of finished shards.
     """
 
     images: str
@@ -177,6 +186,7 @@ class EmbedSettings:
     workers: object
     restart: bool
     quiet: bool
+    traceback: bool = False
 
     @classmethod
     def from_args(cls, args, parser):
@@ -212,6 +222,7 @@ class EmbedSettings:
             workers=args.workers,
             restart=args.restart,
             quiet=args.quiet,
+            traceback=args.traceback,
         )
 
 
@@ -307,7 +318,7 @@ class ShardStore:
         except OSError as exc:
             raise CLIError(f"--out: cannot create {self.folder}: {exc}") from exc
         data = json.dumps(self.manifest, indent=1).encode()
-        _write_atomically(path, lambda f: f.write(data))
+        atomic_write(path, lambda tmp: _write_bytes(tmp, data))
 
     def rows(self, k):
         return self.paths[k * self.size : (k + 1) * self.size]
@@ -334,38 +345,32 @@ class ShardStore:
                 f"shard {k} came back with {array.shape[0]} rows for "
                 f"{len(self.rows(k))} images."
             )
-        _write_atomically(self._file(k), lambda f: np.save(f, array))
+        atomic_write(self._file(k), lambda tmp: np.save(tmp, array))
 
     def join(self, out, paths_file):
         """Write ``out`` and ``paths_file`` from the shards, then remove them."""
-        first = np.load(self._file(0), mmap_mode="r")
-        folder = os.path.dirname(os.path.abspath(out))
-        tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.tmp.npy")
-        try:
+        dim = np.load(self._file(0), mmap_mode="r").shape[1]
+
+        def fill(tmp):
             joined = np.lib.format.open_memmap(
-                tmp,
-                mode="w+",
-                dtype=np.float32,
-                shape=(len(self.paths), first.shape[1]),
+                tmp, mode="w+", dtype=np.float32, shape=(len(self.paths), dim)
             )
             for k in range(self.n_shards):
                 shard = np.load(self._file(k), mmap_mode="r")
-                if shard.shape[1] != first.shape[1]:
+                if shard.shape[1] != dim:
                     raise CLIError(
-                        f"shard {k} has {shard.shape[1]} columns, shard 0 "
-                        f"{first.shape[1]}; pass --restart."
+                        f"shard {k} has {shard.shape[1]} columns, shard 0 {dim}; "
+                        "pass --restart."
                     )
                 joined[k * self.size : k * self.size + shard.shape[0]] = shard
             joined.flush()
             del joined
-            text = "".join(p + "\n" for p in self.paths).encode()
-            _write_atomically(paths_file, lambda f: f.write(text))
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        text = "".join(p + "\n" for p in self.paths).encode()
+        atomic_write(out, fill)
+        atomic_write(paths_file, lambda tmp: _write_bytes(tmp, text))
         shutil.rmtree(self.folder, ignore_errors=True)
-        return first.shape[1]
+        return dim
 
 
 def _jsonable(value):
@@ -382,10 +387,9 @@ def _comparable(manifest):
     return {**manifest, "embedder": embedder}
 
 
-def _write_atomically(path, write):
-    from skhsfm.embedding._cache import _write_atomically as atomic
-
-    atomic(path, write)
+def _write_bytes(path, data):
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 # ------------------------------------------------------------------ backends
@@ -515,6 +519,8 @@ def run(settings):
     except CLIError:
         raise
     except Exception as exc:  # an image, a worker, the cluster: one line
+        if settings.traceback:
+            raise
         done = sum(store.done(k) for k in range(store.n_shards))
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise CLIError(

@@ -6,12 +6,23 @@ absolute image paths (or arrays) with ``target``, ``attribute``, ``group`` and
 you already have. Errors name the file and what was expected.
 """
 
-import csv
+import hashlib
 import os
 import re
 
 import numpy as np
 from sklearn.utils import Bunch
+
+from skhsfm.datasets._metadata import (
+    MAX_LISTED,
+    SPLITS,
+    check_files_exist,
+    check_split,
+    check_splits_present,
+    check_unique,
+    parse_column,
+    read_csv,
+)
 
 __all__ = [
     "load_waterbirds",
@@ -20,9 +31,7 @@ __all__ = [
     "load_dominoes_arrays",
 ]
 
-SPLITS = ("train", "val", "test")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-_MAX_LISTED = 5
 
 
 # --------------------------------------------------------------------------- helpers
@@ -37,70 +46,6 @@ def _check_root(root, what):
     return root
 
 
-def _check_split(split):
-    """None -> all splits; a name or a list of names -> a tuple of names."""
-    if split is None:
-        return SPLITS
-    names = (split,) if isinstance(split, str) else tuple(split)
-    bad = [s for s in names if s not in SPLITS]
-    if bad or not names:
-        raise ValueError(
-            f"split must be None, one of {list(SPLITS)} or a list of them; got "
-            f"{split!r}."
-        )
-    return names
-
-
-def _read_csv(path, required, what):
-    """Rows of a CSV file as dicts, after checking that ``required`` columns exist."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{what}: expected the file {path!r}, which does not exist."
-        )
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: expected columns {list(required)}; missing {missing} "
-                f"(the header has {header})."
-            )
-        reader.fieldnames = header
-        rows = list(reader)
-    if not rows:
-        raise ValueError(f"{path}: the file has a header but no rows.")
-    return rows
-
-
-def _parse_column(rows, column, allowed, path, mapping=None):
-    """Integer column values, checked against ``allowed`` (file line in errors)."""
-    out = np.empty(len(rows), dtype=np.int64)
-    for i, row in enumerate(rows):
-        raw = (row.get(column) or "").strip()
-        try:
-            value = int(float(raw)) if raw and float(raw).is_integer() else None
-        except ValueError:
-            value = None
-        if value is None or value not in allowed:
-            raise ValueError(
-                f"{path}, line {i + 2}: column {column!r} has value {raw!r}; "
-                f"expected one of {sorted(allowed)}."
-            )
-        out[i] = mapping[value] if mapping else value
-    return out
-
-
-def _check_files_exist(filenames, what):
-    missing = [f for f in filenames if not os.path.isfile(f)]
-    if missing:
-        raise FileNotFoundError(
-            f"{what}: {len(missing)} of {len(filenames)} image files listed in "
-            f"the metadata are missing, e.g. {missing[:_MAX_LISTED]}. Check "
-            "`root`, or pass check_files=False to skip this check."
-        )
-
-
 def _finish(
     filenames,
     target,
@@ -111,8 +56,16 @@ def _finish(
     attribute_names,
     descr,
     extra=None,
+    *,
+    requested=False,
+    where="the dataset",
 ):
-    """Select splits and assemble the Bunch every loader returns."""
+    """Select splits and assemble the Bunch every loader returns.
+
+    A split the user asked for (``requested``) must have samples; ``where``
+    names the metadata for that message.
+    """
+    check_splits_present(split_ids, splits, requested, where)
     keep = np.isin(split_ids, [SPLITS.index(s) for s in splits])
     n_attr = len(attribute_names)
     bunch = Bunch(
@@ -129,6 +82,15 @@ def _finish(
     for key, value in (extra or {}).items():
         bunch[key] = value[keep] if isinstance(value, np.ndarray) else value
     return bunch
+
+
+def _same_file(root):
+    """A key under which two spellings of one relative path are equal."""
+
+    def key(name):
+        return os.path.normcase(os.path.normpath(os.path.join(root, name)))
+
+    return key
 
 
 # ------------------------------------------------------------------------ Waterbirds
@@ -171,12 +133,14 @@ def load_waterbirds(root, *, split=None, check_files=True):
         target_names, attribute_names, group_names, DESCR.
     """
     root = _check_root(root, "Waterbirds")
-    splits = _check_split(split)
+    splits = check_split(split)
     path = os.path.join(root, "metadata.csv")
-    rows = _read_csv(path, _WATERBIRDS_COLUMNS, "Waterbirds metadata")
-    target = _parse_column(rows, "y", {0, 1}, path)
-    attribute = _parse_column(rows, "place", {0, 1}, path)
-    split_ids = _parse_column(rows, "split", {0, 1, 2}, path)
+    rows = read_csv(path, _WATERBIRDS_COLUMNS, "Waterbirds metadata")
+    check_unique(rows, "img_filename", key=_same_file(root))
+    check_unique(rows, "img_id")
+    target = parse_column(rows, "y", {0, 1})
+    attribute = parse_column(rows, "place", {0, 1})
+    split_ids = parse_column(rows, "split", {0, 1, 2})
     img_id = np.array([r["img_id"].strip() for r in rows], dtype=object)
     filenames = []
     for i, row in enumerate(rows):
@@ -198,9 +162,11 @@ def load_waterbirds(root, *, split=None, check_files=True):
         "Waterbirds (Sagawa et al., 2020): CUB birds pasted on Places "
         "backgrounds; target bird type, attribute background.",
         extra={"img_id": img_id},
+        requested=split is not None,
+        where=f"{path} (column 'split', 0/1/2 = train/val/test)",
     )
     if check_files:
-        _check_files_exist(bunch.filenames, f"Waterbirds ({root})")
+        check_files_exist(bunch.filenames, f"Waterbirds ({root})")
     return bunch
 
 
@@ -260,38 +226,43 @@ def load_celeba(
         (``"attr+partition"`` or ``"split_csv"``), DESCR.
     """
     root = _check_root(root, "CelebA")
-    splits = _check_split(split)
+    splits = check_split(split)
     attr_path = _find_file(root, ["list_attr_celeba.csv"])
     split_path = _find_file(root, ["celeba_split.csv", "celebA_split.csv"])
     if attr_path is not None:
         layout = "attr+partition"
         part_path = os.path.join(root, "list_eval_partition.csv")
-        attr_rows = _read_csv(attr_path, ("image_id", target, attribute), "CelebA")
-        part_rows = _read_csv(part_path, ("image_id", "partition"), "CelebA")
+        attr_rows = read_csv(attr_path, ("image_id", target, attribute), "CelebA")
+        part_rows = read_csv(part_path, ("image_id", "partition"), "CelebA")
+        check_unique(attr_rows, "image_id")
+        check_unique(part_rows, "image_id")
+        split_source = f"{part_path} (column 'partition')"
         partition = dict(
             zip(
                 (r["image_id"].strip() for r in part_rows),
-                _parse_column(part_rows, "partition", {0, 1, 2}, part_path),
+                parse_column(part_rows, "partition", {0, 1, 2}),
             )
         )
         pm1 = {-1: 0, 1: 1}
-        y = _parse_column(attr_rows, target, {-1, 1}, attr_path, mapping=pm1)
-        a = _parse_column(attr_rows, attribute, {-1, 1}, attr_path, mapping=pm1)
+        y = parse_column(attr_rows, target, {-1, 1}, mapping=pm1)
+        a = parse_column(attr_rows, attribute, {-1, 1}, mapping=pm1)
         image_id = [r["image_id"].strip() for r in attr_rows]
         unknown = [i for i in image_id if i not in partition]
         if unknown:
             raise ValueError(
                 f"{part_path}: {len(unknown)} image_id(s) of {attr_path} have no "
-                f"partition, e.g. {unknown[:_MAX_LISTED]}; expected one row per "
+                f"partition, e.g. {unknown[:MAX_LISTED]}; expected one row per "
                 "image."
             )
         split_ids = np.array([partition[i] for i in image_id], dtype=np.int64)
     elif split_path is not None:
         layout = "split_csv"
-        rows = _read_csv(split_path, ("image_id", target, attribute, "split"), "CelebA")
-        y = _parse_column(rows, target, {0, 1}, split_path)
-        a = _parse_column(rows, attribute, {0, 1}, split_path)
-        split_ids = _parse_column(rows, "split", {0, 1, 2}, split_path)
+        rows = read_csv(split_path, ("image_id", target, attribute, "split"), "CelebA")
+        check_unique(rows, "image_id")
+        split_source = f"{split_path} (column 'split')"
+        y = parse_column(rows, target, {0, 1})
+        a = parse_column(rows, attribute, {0, 1})
+        split_ids = parse_column(rows, "split", {0, 1, 2})
         image_id = [r["image_id"].strip() for r in rows]
     else:
         raise FileNotFoundError(
@@ -311,9 +282,11 @@ def load_celeba(
         [f"not {attribute}", attribute],
         f"CelebA (Liu et al., 2015): target {target}, attribute {attribute}.",
         extra={"image_id": np.asarray(image_id, dtype=object), "layout": layout},
+        requested=split is not None,
+        where=split_source,
     )
     if check_files:
-        _check_files_exist(bunch.filenames, f"CelebA ({image_dir})")
+        check_files_exist(bunch.filenames, f"CelebA ({image_dir})")
     return bunch
 
 
@@ -359,7 +332,7 @@ def load_metashift(root, *, split=None, context_map=None):
         (sorted class folders), attribute_names (sorted), group_names, DESCR.
     """
     root = _check_root(root, "MetaShift")
-    splits = _check_split(split)
+    splits = check_split(split)
     present = [s for s in SPLITS if os.path.isdir(os.path.join(root, s))]
     for required in ("train", "test"):
         if required not in present:
@@ -404,6 +377,7 @@ def load_metashift(root, *, split=None, context_map=None):
                     records.append((SPLITS.index(s), cls, match["context"], f))
     if not records:
         raise ValueError(f"MetaShift: no image files found under {root!r}.")
+    _check_metashift_copies(records)
     contexts = np.array([r[2] for r in records], dtype=object)
     if context_map is not None:
         unmapped = sorted(set(contexts) - set(context_map))
@@ -433,7 +407,53 @@ def load_metashift(root, *, split=None, context_map=None):
         "MetaShift cat/dog (Liang & Zou, 2022): target animal, attribute the "
         "context folder.",
         extra={"context": contexts},
+        requested=split is not None,
+        where=f"MetaShift at {root!r}",
     )
+
+
+def _file_digest(path):
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
+def _check_metashift_copies(records):
+    """The same image (same file name and bytes) in two splits or two classes.
+
+    MetaShift names images by their Visual Genome id, so a copy in the
+    training and the test folders leaks test images into training, and a copy
+    under cat/ and dog/ gives one image two labels. Only files sharing a name
+    and a size are read. (One image under two contexts of one class and split
+    is MetaShift's own overlap, and allowed.)
+    """
+    by_name = {}
+    for split_id, cls, _, path in records:
+        by_name.setdefault(os.path.basename(path), []).append((split_id, cls, path))
+    for entries in by_name.values():
+        if len(entries) < 2 or len({(e[0], e[1]) for e in entries}) < 2:
+            continue
+        sizes = {}
+        for entry in entries:
+            size = os.path.getsize(entry[2])
+            if size:  # an empty file is no image (decoding will say so)
+                sizes.setdefault(size, []).append(entry)
+        for same_size in sizes.values():
+            seen = {}
+            for split_id, cls, path in same_size:
+                first = seen.setdefault(_file_digest(path), (split_id, cls, path))
+                if first[:2] != (split_id, cls):
+                    what = (
+                        "two splits (test images leak into training)"
+                        if first[0] != split_id
+                        else "two classes (one image, two labels)"
+                    )
+                    raise ValueError(
+                        f"MetaShift: the same image is in {what}: {first[2]!r} "
+                        f"and {path!r}; keep one copy."
+                    )
 
 
 # --------------------------------------------------------------------------- arrays
@@ -446,10 +466,11 @@ def _load_npy(path, mmap_mode=None):
         )
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, EOFError, OSError) as exc:  # not .npy, truncated, object
         raise ValueError(
-            f"{path}: could not read a numpy array ({exc}); expected a .npy file "
-            "saved with np.save."
+            f"{path}: could not read a numpy array ({type(exc).__name__}: {exc}); "
+            "expected a complete .npy file saved with np.save (numbers, no "
+            "Python objects)."
         ) from exc
 
 
@@ -457,6 +478,12 @@ def _int_labels(values, path, name):
     values = np.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"{path}: {name} must be 1-d; got shape {values.shape}.")
+    if values.dtype.kind not in "iubf":
+        raise ValueError(
+            f"{path}: {name} must hold non-negative integer labels; got values of "
+            f"dtype {values.dtype} (e.g. {values[:3].tolist()}). Save the labels "
+            "as integers (0, 1, ...)."
+        )
     if values.dtype.kind == "f" and np.all(np.isfinite(values)):
         if np.all(values == np.round(values)):
             values = values.astype(np.int64)
@@ -494,7 +521,7 @@ def load_dominoes_arrays(root, *, split=None, mmap_mode=None):
         target_names, attribute_names, group_names, DESCR.
     """
     root = _check_root(root, "Dominoes arrays")
-    splits = _check_split(split)
+    splits = check_split(split)
     xs, ys, envs, split_ids = [], [], [], []
     for s in splits:
         x_path, y_path, e_path = (
@@ -503,6 +530,11 @@ def load_dominoes_arrays(root, *, split=None, mmap_mode=None):
         x = _load_npy(x_path, mmap_mode)
         y = _int_labels(_load_npy(y_path), y_path, "y")
         env = _int_labels(_load_npy(e_path), e_path, "env")
+        if y.shape[0] == 0:
+            raise ValueError(
+                f"Dominoes arrays ({root}): the {s} split is empty (y_{s}.npy has "
+                "no labels); every split needs samples."
+            )
         if not (x.ndim >= 1 and x.shape[0] == y.shape[0] == env.shape[0]):
             raise ValueError(
                 f"Dominoes arrays ({root}): X_{s}.npy has shape {x.shape}, "

@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from skhsfm._atomic import ensure_folder
 from skhsfm.embedding._keys import CACHE_FORMAT, image_keys
 
 __all__ = ["ENTRY_FORMAT", "EmbeddingStore", "cached_embeddings", "memory_location"]
@@ -40,7 +41,12 @@ _UNKEYABLE = (
 
 def _write_atomically(path, write):
     """``write(file_object)`` to a temporary file next to ``path``, then rename it
-    over ``path``; on failure ``path`` is untouched and the temporary removed."""
+    over ``path``; on failure ``path`` is untouched and the temporary removed.
+
+    ``skhsfm._atomic.atomic_write`` without its fsync: an entry is one small
+    file per image, thousands per call, and one that a crash leaves empty or
+    short fails verification and is recomputed.
+    """
     folder, name = os.path.split(path)
     handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
@@ -91,15 +97,9 @@ class EmbeddingStore:
         )
 
     def create(self):
-        """Make the folder; a ValueError naming ``memory`` when it cannot be."""
-        try:
-            os.makedirs(self.root, exist_ok=True)
-        except OSError as exc:
-            raise ValueError(
-                f"memory={self.location!r}: cannot create the embedding cache "
-                f"folder {self.root!r} ({exc}). Pass a writable folder as memory, "
-                "or memory=None to not cache."
-            ) from exc
+        """Make the folder; an OSError naming ``memory`` when it cannot be."""
+        ensure_folder(self.location, "memory")
+        ensure_folder(self.root, "memory's entry folder")
 
     def _entry(self, key):
         text = f"{self.backbone_key}/{key}"

@@ -15,6 +15,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from skhsfm._atomic import ensure_folder
+from skhsfm._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._progress import progress_bar
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
 from skhsfm.embedding._cache import cached_embeddings
@@ -185,6 +187,10 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
     array(['backboneembedder0', 'backboneembedder1'], dtype=object)
     """
 
+    # the "?" of the HTML repr links to this class's page on the docs site
+    _doc_link_module = DOC_LINK_MODULE
+    _doc_link_template = DOC_LINK_TEMPLATE
+
     _parameter_constraints = {
         # Library names come from the registry: a new library is one entry there.
         "backbone": [StrOptions(set(library_names())), callable],
@@ -261,6 +267,8 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
             One embedding per image, in input order.
         """
         self._validate_params()
+        if isinstance(self.memory, (str, os.PathLike)):  # say which argument
+            ensure_folder(self.memory, "memory")
         images = as_image_sequence(X)
         embeddings = cached_embeddings(
             self.memory, self._cache_key, images, self._embed, stacklevel=2

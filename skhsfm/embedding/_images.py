@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from skhsfm.embedding._pixels import pil_to_rgb, to_uint8
+
 __all__ = ["as_image_sequence", "to_pil_rgb"]
 
 _CHANNELS = (1, 3, 4)
@@ -184,19 +186,16 @@ def as_image_sequence(X):
 
 def _array_to_pil(array):
     Image = _import_pil()
-    if array.dtype != np.uint8:  # float in [0, 1], validated earlier
-        array = np.rint(array * 255.0).astype(np.uint8)
+    # uint8, or float in [0, 1] (validated earlier); one depth rule for all
+    array = to_uint8(array, "image array")
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-def _pil_to_rgb(image):
-    if image.mode == "RGB":
-        return image
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")  # PIL warns when going P -> RGB directly
-    return image.convert("RGB")
+def _pil_to_rgb(image, where="a PIL image"):
+    # by the pixels' value range: convert("RGB") would clip 16-bit and float
+    return pil_to_rgb(image, where)
 
 
 def _open_rgb(path):
@@ -204,10 +203,17 @@ def _open_rgb(path):
     try:
         with Image.open(path) as image:
             image.load()
-            return _pil_to_rgb(image).copy()
+            return _pil_to_rgb(image, f"image file {path!r}").copy()
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"Image file {path!r} does not exist.") from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(
+            f"Could not read image file {path!r}: {exc}. Check that the file is a "
+            "valid image (JPEG, PNG, ...) and not truncated."
+        ) from exc
+    except ValueError as exc:
+        if path in str(exc):  # already names the file (pixel range, mode)
+            raise
         raise ValueError(
             f"Could not read image file {path!r}: {exc}. Check that the file is a "
             "valid image (JPEG, PNG, ...) and not truncated."
@@ -215,7 +221,12 @@ def _open_rgb(path):
 
 
 def to_pil_rgb(image):
-    """Decode one validated image (path, PIL image or array) to an RGB PIL image."""
+    """Decode one validated image (path, PIL image or array) to an RGB PIL image.
+
+    Pixels that are not 8-bit (16-bit PNG or TIFF, float TIFF, integer
+    arrays) are brought to 8 bits by their value range
+    (:mod:`skhsfm.embedding._pixels`), never clipped.
+    """
     if isinstance(image, str):
         return _open_rgb(image)
     if isinstance(image, np.ndarray):

@@ -50,7 +50,7 @@ def seeded_init():
     ``fork_rng`` saves torch's CPU generator state and restores it on exit, so the
     caller's random stream is unchanged; models are built on the CPU.
     """
-    import torch
+    from skhsfm._torch import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
@@ -70,12 +70,18 @@ def looks_like_path(value):
 
 def read_state_dict(path):
     """Read a state_dict saved with ``torch.save`` or safetensors."""
-    import torch
+    from skhsfm._torch import torch
 
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        state = load_file(path, device="cpu")
+        try:
+            state = load_file(path, device="cpu")
+        except Exception as exc:  # SafetensorError, OSError: not raw messages
+            raise ValueError(
+                f"Could not read weights file {path!r}: {exc}. Save weights with "
+                "safetensors.torch.save_file(model.state_dict(), path)."
+            ) from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

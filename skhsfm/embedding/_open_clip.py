@@ -129,6 +129,18 @@ def load_open_clip(name, pretrained, device):
                 f"{name.model_name!r}: {exc}"
             ) from exc
         raise
+    except Exception as exc:  # UnpicklingError, SafetensorError, EOFError...
+        if weights is not None and os.path.isfile(weights):
+            # torch's first sentence; its advice (weights_only=False) is not
+            # what a garbage or truncated file needs
+            reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+            raise ValueError(
+                f"Could not read weights file {weights!r} for open_clip model "
+                f"{name.model_name!r} ({type(exc).__name__}: {reason}). Pass a "
+                "complete weights file saved for this model (.safetensors, .bin "
+                "or .pt, as open_clip writes them) or a pretrained tag."
+            ) from exc
+        raise
     model = model.eval().to(device)
     dim = getattr(model.visual, "output_dim", None)
 

@@ -25,7 +25,7 @@ def encode_prompts(loaded, prompts, *, batch_size, device, precision):
 
     The tokenizer is built on first use and kept on ``loaded``.
     """
-    import torch
+    from skhsfm._torch import torch
 
     if loaded.tokenizer is None:
         loaded.tokenizer = loaded.make_tokenizer()

@@ -26,6 +26,7 @@ from skhsfm.metrics._accuracy import (
     worst_class_accuracy,
     worst_group_accuracy,
 )
+from skhsfm.metrics._compare import PairedDifference, paired_difference
 from skhsfm.metrics._report import GroupAccuracyReport, group_accuracy_report
 from skhsfm.metrics._scorers import (
     make_group_scorer,
@@ -35,12 +36,14 @@ from skhsfm.metrics._scorers import (
 
 __all__ = [
     "GroupAccuracyReport",
+    "PairedDifference",
     "group_accuracy_report",
     "group_weighted_accuracy",
     "make_group_scorer",
     "make_groups",
     "make_worst_group_scorer",
     "mean_accuracy",
+    "paired_difference",
     "worst_class_accuracy",
     "worst_group_accuracy",
     "worst_group_scorer",

@@ -9,24 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skhsfm._validation import check_labels
+from skhsfm._validation import check_label_kinds, check_labels
 
 __all__ = ["GroupCounts", "check_targets", "group_counts", "selection_score"]
-
-_NUMERIC = {"b", "i", "u", "f"}
-_TEXT = {"U", "S"}
-
-
-def _check_label_kinds(a, b, a_name, b_name):
-    """Reject a numeric array compared with a string one (numpy says all False)."""
-    if (a.dtype.kind in _NUMERIC and b.dtype.kind in _TEXT) or (
-        a.dtype.kind in _TEXT and b.dtype.kind in _NUMERIC
-    ):
-        raise ValueError(
-            f"{a_name} holds {a.dtype} labels but {b_name} holds {b.dtype} labels; "
-            "they would never compare equal. Use the same label type for both "
-            "(e.g. the estimator's classes_)."
-        )
 
 
 def check_targets(y_true, y_pred, groups, groups_name="groups"):
@@ -55,7 +40,7 @@ def check_targets(y_true, y_pred, groups, groups_name="groups"):
         )
     if y_true.shape[0] == 0:
         raise ValueError("y_true is empty; accuracy needs at least one sample.")
-    _check_label_kinds(y_true, y_pred, "y_true", "y_pred")
+    check_label_kinds(y_true, y_pred, "y_true", "y_pred")
     return y_true, y_pred, groups
 
 

@@ -1,4 +1,8 @@
-"""What do HSFM's learned feature edits mean? Inspect them on the dominoes benchmark.
+"""
+What do HSFM's learned feature edits mean?
+==========================================
+
+Inspect them on the dominoes benchmark.
 
 Builds the offline dominoes images (:func:`skhsfm.datasets.make_dominoes`: a
 photo crop on top is the spurious attribute, a digit below is the class), trains
@@ -29,7 +33,7 @@ Runs in about a minute or two on a CPU, most of it training the CNN.
 
 Usage::
 
-    python examples/inspect_edits.py [--out inspect_out/] [--seed 0] [--epochs 10]
+    python examples/plot_inspect_edits.py [--out inspect_out/] [--seed 0] [--epochs 10]
         [--n-neighbors 5] [--metric cosine] [--cache-dir DIR]
 """
 
@@ -88,7 +92,9 @@ def embed(data, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="What do HSFM's learned feature edits mean?"
+    )
     parser.add_argument("--out", default="inspect_out/")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10, help="CNN training epochs")
