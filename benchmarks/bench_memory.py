@@ -44,7 +44,7 @@ import numpy as np
 from skhsfm import HSFMClassifier
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 
-n, d, n_val, hard_corr, holdout, lazy, warm, head = json.loads(sys.argv[1])
+n, d, n_val, hard_corr, holdout, lazy, warm, check, head = json.loads(sys.argv[1])
 
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -102,15 +102,29 @@ est.fit(X, y, groups, **kwargs)
 seconds = time.perf_counter() - tic
 after = peak_mib()
 size_X = n * d * 4 / 2**20
+same = None
+if lazy and check:
+    # the same fit on the data in memory, with the sample size "auto" chose
+    from sklearn.base import clone
+    from skhsfm._lazy import default_sample_size
+    eager = clone(est)
+    if "max_samples" in eager.get_params():
+        eager.set_params(max_samples=default_sample_size(X))
+    memory = {k: (v.compute() if hasattr(v, "compute") else v)
+              for k, v in kwargs.items()}
+    eager.fit(X.compute(), y, groups, **memory)
+    X_check = memory.get("X_val", X[:20000].compute())
+    same = bool((eager.predict(X_check) == est.predict(X_check)).all()
+                and (eager.coef_ == est.coef_).all())
 print(json.dumps(dict(before=before, after=after, extra=after - before,
-                      size_X=size_X, seconds=seconds)))
+                      size_X=size_X, seconds=seconds, same=same)))
 """
 
 
-def measure(name, n, d, n_val, hard_corr, holdout, lazy, warm):
+def measure(name, n, d, n_val, hard_corr, holdout, lazy, warm, check=False):
     """Run one fit in a fresh interpreter; its JSON result as a dict."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    settings = [n, d, n_val, hard_corr, holdout, lazy, warm, HEADS[name]]
+    settings = [n, d, n_val, hard_corr, holdout, lazy, warm, check, HEADS[name]]
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(settings)],
         capture_output=True,
@@ -144,6 +158,13 @@ def main(argv=None):
     parser.add_argument("--holdout", action="store_true")
     parser.add_argument("--lazy", action="store_true")
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="with --lazy: after measuring, fit the same data in memory (with "
+        "the sample size the lazy fit used) and report whether coef_ and the "
+        "predictions are identical",
+    )
+    parser.add_argument(
         "--cold",
         action="store_true",
         help="count torch's one-time start-up in the fit (no warm-up)",
@@ -167,10 +188,12 @@ def main(argv=None):
             args.holdout,
             args.lazy,
             not args.cold,
+            args.check,
         )
+        same = "" if r["same"] is None else f"  same as in memory: {r['same']}"
         print(
             f"{name:<16}{r['extra']:>16.0f}{r['extra'] / r['size_X']:>14.2f}"
-            f"{r['seconds']:>8.1f}"
+            f"{r['seconds']:>8.1f}{same}"
         )
 
 

@@ -51,6 +51,18 @@ def _embedder(tmp_path, seed, **params):
 # ------------------------------------------------------------------ Dask
 
 
+def _skhsfm_file():
+    import skhsfm
+
+    return skhsfm.__file__
+
+
+def test_workers_import_this_checkout(dask_client, ray_session):
+    here = _skhsfm_file()
+    assert set(dask_client.run(_skhsfm_file).values()) == {here}
+    assert ray_session.get(ray_session.remote(_skhsfm_file).remote()) == here
+
+
 def test_embed_dask_equals_transform_with_one_load_per_worker(
     dask_client, image_files, tmp_path
 ):
