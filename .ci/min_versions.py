@@ -7,11 +7,12 @@ scipy, scikit-learn, joblib, torch) and of torchvision (its lower bound in the
 users see are the versions CI tests.
 
 ``python .ci/min_versions.py requirements`` prints the ``dev`` extra without
-the packages of the ``persist``, ``onnx`` and ``docs`` extras (unless the
-``all`` extra has them too): skops >= 0.12 needs numpy >= 1.25 and scipy >=
-1.10, above the core's minimums, so those extras cannot be installed with them
-(pip picks newer numpy and scipy for a user who asks for them), and the docs
-are built in the main environment. Their tests skip in the minimum-versions
+the packages of the ``persist``, ``onnx``, ``docs`` and ``distributed``
+extras (unless the ``all`` extra has them too): skops >= 0.12 needs numpy >=
+1.25 and scipy >= 1.10, above the core's minimums, so those extras cannot be
+installed with them (pip picks newer numpy and scipy for a user who asks for
+them); Ray Data and Dask follow current numpy and pandas releases the same way;
+and the docs are built in the main environment. Their tests skip in the minimum-versions
 environment; the main environment runs them.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 PAIRED = ("torchvision",)
 
 #: Extras left out of the minimum-versions environment (see above).
-NOT_AT_MINIMUM = ("persist", "onnx", "docs")
+NOT_AT_MINIMUM = ("persist", "onnx", "docs", "distributed")
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:>=\s*([0-9][A-Za-z0-9_.]*))?")
 

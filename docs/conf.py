@@ -90,9 +90,12 @@ html_context = {"default_mode": "light"}
 #: Examples shown with their code only. Three train the dominoes CNN (once or
 #: for every seed) and take minutes; embed_images.py downloads CLIP weights
 #: when the network is reachable (offline it embeds with a random ResNet-18 for
-#: about a minute). Every other example runs during the build, in seconds.
+#: about a minute); dask_search.py and ray_embedding.py start a cluster and
+#: take a minute or two. Every other example runs during the build, in seconds.
 NOT_EXECUTED = (
     "compare_methods.py",
+    "dask_search.py",
+    "ray_embedding.py",
     "dominoes_benchmark_data.py",
     "embed_images.py",
     "plot_inspect_edits.py",

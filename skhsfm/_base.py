@@ -21,15 +21,16 @@ Parameter and ``fit`` documentation shared by several heads is written once in
 
 import re
 import warnings
-from numbers import Real
+from numbers import Integral, Real
 
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 
 from skhsfm._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
+from skhsfm._lazy import default_sample_size, sample_rows
 from skhsfm._linear import LinearHeadMixin, initial_head
 from skhsfm._pools import fit_pools
-from skhsfm._sklearn_compat import Interval, fit_context
+from skhsfm._sklearn_compat import Interval, StrOptions, fit_context
 from skhsfm._version import __version__
 
 __all__ = [
@@ -64,22 +65,33 @@ init_intercept : array-like of shape (n_classes,) or (1,), default=None
 erm_C : float, default=1.0
     Inverse L2 regularization strength of the logistic regression that gives
     the initial head when ``init_coef`` is None.""",
+    "max_samples": """\
+max_samples : int, "auto" or None, default="auto"
+    Most rows of the support pool the initial logistic regression is fit on
+    (a seeded uniform draw without replacement when the pool is larger).
+    None uses every row. "auto" uses every row of an in-memory ``X`` and, for
+    a lazy ``X`` (a dask array or numpy memmap, read only where rows are
+    needed), 128 MiB worth of rows (at least 10,000), so that the fit never
+    holds more of ``X`` than that plus the hard pool. A lazy ``X`` and its
+    in-memory copy give the same fit for the same int value.""",
     "device": """\
 device : str, default="auto"
     Torch device for ``fit``: "auto" (CUDA when available, else CPU), "cpu",
     "cuda", "cuda:1", ... Prediction always runs in numpy.""",
     "fit_parameters": """\
-X : array-like of shape (n_samples, n_features)
-    Support pool: the training embeddings.
+X : array-like, dask array or numpy memmap of shape (n_samples, n_features)
+    Support pool: the training embeddings. A dask array or memmap is read
+    only where the head needs rows (see the head's Notes).
 y : array-like of shape (n_samples,)
     Class labels of ``X``.
 groups : array-like of shape (n_samples,), default=None
     Group (class x attribute cell) of each row of ``X``. Stratifies the
     hold-out and, when the hard pool is held out from ``X``, gives its groups.
     Requested by default under metadata routing.
-X_val : array-like of shape (n_val, n_features), default=None
+X_val : array-like, dask array or memmap of shape (n_val, n_features), \
+default=None
     Hard pool: held-out embeddings (the validation split). None holds out
-    ``validation_fraction`` of ``X``.
+    ``validation_fraction`` of ``X``. The hard pool is read into memory.
 y_val : array-like of shape (n_val,), default=None
     Labels of ``X_val``; required with ``X_val``.
 groups_val : array-like of shape (n_val,), default=None
@@ -289,17 +301,31 @@ class InitializedHead(HeldOutHead):
         "init_coef": ["array-like", None],
         "init_intercept": ["array-like", None],
         "erm_C": [Interval(Real, 0, None, closed="neither")],
+        "max_samples": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "device": [str],
         "verbose": ["verbose"],
     }
 
-    def _initial_head(self, pools, feature_scale=1.0):
-        """The initial head as one row per class, acting on ``feature_scale * X``."""
+    def _initial_rows(self, pools, rng):
+        """Positions in the support pool of the rows the initial head is fit
+        on (``max_samples``); None for all of them, drawing nothing."""
+        max_samples = self.max_samples
+        if max_samples == "auto":
+            max_samples = default_sample_size(pools.X)
+        return sample_rows(pools.X.shape[0], max_samples, rng)
+
+    def _initial_head(self, X, y, feature_scale=1.0):
+        """The initial head as one row per class, acting on ``feature_scale * X``
+        (``X, y``: the rows it is fit on, in memory)."""
         return initial_head(
             self.init_coef,
             self.init_intercept,
-            pools.X,
-            pools.y,
+            X,
+            y,
             self.classes_.shape[0],
             C=self.erm_C,
             feature_scale=feature_scale,

@@ -7,7 +7,7 @@ import numpy as np
 
 from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
 from skhsfm._linear import to_sklearn_head
-from skhsfm._pools import cell_labels
+from skhsfm._pools import cell_labels, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm.metrics._engine import selection_score
 
@@ -126,12 +126,14 @@ class HSFMClassifier(InitializedHead):
     {init_coef}
     {init_intercept}
     {erm_C}
+    {max_samples}
     max_grad_norm : float, default=10.0
         Norm at which the gradient of the support embeddings is clipped.
     rescale : bool, default=True
         Work internally on ``X`` multiplied by one scalar so that the support
         pool's root-mean-square coordinate is 1 (the scale of ResNet-50 features
-        the paper's settings were tuned on). Predictions are then the same for
+        the paper's settings were tuned on), measured on the rows the initial
+        head is fit on (``max_samples``). Predictions are then the same for
         ``X`` and ``c * X``; the fitted ``coef_`` is in the space of ``X``.
         False uses the embeddings as given.
     {device}
@@ -200,6 +202,17 @@ class HSFMClassifier(InitializedHead):
     scikit-learn's ``GroupKFold`` clusters. ``fit`` requests ``groups`` by default
     under metadata routing.
 
+    A dask array or numpy memmap ``X`` (and ``X_val``) is not read whole: a
+    fit reads, in one pass, the rows of the initial head (``max_samples``),
+    the support set and the hard pool; with a hard pool held out of ``X``
+    that is ``validation_fraction`` of its rows, so pass a smaller ``X_val``
+    to bound it. Labels and groups are in memory.
+
+    The initial head is scikit-learn's lbfgs logistic regression of the
+    scaled support pool with ``erm_C``, computed over row blocks so that no
+    scaled copy of ``X`` is made (the same iterates up to floating-point
+    rounding).
+
     The hypergradient is computed with the closed-form gradients of a softmax
     linear head and a hand-written reverse pass through the unrolled inner loop;
     it equals what autograd computes through a ``create_graph=True`` loop.
@@ -259,6 +272,7 @@ class HSFMClassifier(InitializedHead):
         init_coef=None,
         init_intercept=None,
         erm_C=1.0,
+        max_samples="auto",
         max_grad_norm=10.0,
         rescale=True,
         device="auto",
@@ -280,6 +294,7 @@ class HSFMClassifier(InitializedHead):
         self.init_coef = init_coef
         self.init_intercept = init_intercept
         self.erm_C = erm_C
+        self.max_samples = max_samples
         self.max_grad_norm = max_grad_norm
         self.rescale = rescale
         self.device = device
@@ -318,12 +333,21 @@ class HSFMClassifier(InitializedHead):
                 "hard pool: pass groups= (and groups_val= with X_val), or use "
                 "balance='auto' to fall back to classes where groups are unknown."
             )
-        scale = _rms_scale(pools.X) if self.rescale else 1.0
-        W0, b0 = self._initial_head(pools, feature_scale=scale)
+        # Which rows are needed is known before any is read: the initial
+        # head's (max_samples; none when it is given and X is not rescaled),
+        # the support draw and the hard pool. A lazy X is read once, here.
+        if self.init_coef is None or self.rescale:
+            fit_rows = self._initial_rows(pools, rng)
+        else:
+            fit_rows = np.zeros(0, dtype=int)
         support_strata = pools.groups if by_groups else None
         support = _draw_support(
             pools.y, self.classes_, params["support_size"], rng, support_strata
         )
+        (X_fit, X_support), X_hard = read_pools(pools, fit_rows, support)
+        y_fit = pools.y if fit_rows is None else pools.y[fit_rows]
+        scale = _rms_scale(X_fit) if self.rescale else 1.0
+        W0, b0 = self._initial_head(X_fit, y_fit, feature_scale=scale)
         hard_strata = None
         if by_groups and pools.groups_hard is not None:
             hard_strata = cell_labels(pools.y_hard, pools.groups_hard)
@@ -334,11 +358,11 @@ class HSFMClassifier(InitializedHead):
             return selection_score(pools.y_hard, pred, pools.groups_hard)
 
         result = run_hsfm(
-            pools.X[support],
+            X_support,
             pools.y[support],
             W0,
             b0,
-            pools.X_hard,
+            X_hard,
             pools.y_hard,
             settings=LoopSettings(
                 **{name: params[name] for name in _LOOP},
@@ -358,8 +382,8 @@ class HSFMClassifier(InitializedHead):
         self.coef_, self.intercept_ = to_sklearn_head(result.W * scale, result.b)
         self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * scale, b0)
         self.support_indices_ = pools.support_index[support]
-        self.support_init_ = pools.X[support]
-        self.support_edited_ = (result.H / scale).astype(pools.X.dtype)
+        self.support_init_ = X_support
+        self.support_edited_ = (result.H / scale).astype(X_support.dtype)
         self.support_labels_ = self.classes_[pools.y[support]]
         self.hard_pool_indices_ = pools.hard_index
         self.hard_set_indices_ = result.hard_set

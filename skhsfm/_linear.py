@@ -17,11 +17,15 @@ scikit-learn model to deploy, or to export to ONNX with ``skl2onnx``.
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skhsfm._lazy import check_lazy_X, is_dask_array, lazy_map_rows
+from skhsfm._logistic import scaled_logistic_regression
 
 __all__ = ["LinearHead", "LinearHeadMixin", "logistic_regression"]
 
@@ -48,6 +52,22 @@ def _log_proba(scores):
     if scores.ndim == 1:
         return np.column_stack([log_expit(-scores), log_expit(scores)])
     return log_softmax(scores, axis=1)
+
+
+def _apply(scores, func, n_out, dtype, *args):
+    """``func(scores, *args)``, block by block when ``scores`` is a dask array.
+
+    ``n_out`` is the number of output columns (None for one value per row).
+    """
+    if not is_dask_array(scores):
+        return func(scores, *args)
+    if n_out is None:
+        extra = {"drop_axis": 1} if scores.ndim == 2 else {}
+    elif scores.ndim == 1:
+        extra = {"new_axis": 1, "chunks": (scores.chunks[0], (n_out,))}
+    else:
+        extra = {"chunks": (scores.chunks[0], (n_out,))}
+    return scores.map_blocks(func, *args, dtype=dtype, **extra)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,6 +203,12 @@ class LinearHeadMixin:
 
     def _decision(self, X):
         check_is_fitted(self, ("coef_", "intercept_", "classes_"))
+        if is_dask_array(X):  # stays lazy: scores block by block
+            check_lazy_X(self, X, "X", reset=False)
+            coef = np.asarray(self.coef_, dtype=np.float64)
+            n_out = None if coef.shape[0] == 1 else coef.shape[0]
+            scores = partial(_scores, coef=coef, intercept=self.intercept_)
+            return lazy_map_rows(X, scores, n_out, np.float64)
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         return _scores(X, self.coef_, self.intercept_)
 
@@ -191,8 +217,8 @@ class LinearHeadMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Embeddings.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Embeddings. A dask array gives a lazy dask array.
 
         Returns
         -------
@@ -207,44 +233,48 @@ class LinearHeadMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Embeddings.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Embeddings. A dask array gives a lazy dask array.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return _labels(self._decision(X), self.classes_)
+        scores = self._decision(X)
+        classes = self.classes_
+        return _apply(scores, _labels, None, classes.dtype, classes)
 
     def predict_proba(self, X):
         """Class probabilities (sigmoid for two classes, softmax otherwise).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Embeddings.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Embeddings. A dask array gives a lazy dask array.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
-        return _proba(self._decision(X))
+        scores = self._decision(X)
+        return _apply(scores, _proba, self.classes_.shape[0], np.float64)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, computed stably.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Embeddings.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Embeddings. A dask array gives a lazy dask array.
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        return _log_proba(self._decision(X))
+        scores = self._decision(X)
+        return _apply(scores, _log_proba, self.classes_.shape[0], np.float64)
 
     def to_sklearn(self):
         """The fitted head as a plain scikit-learn ``LogisticRegression``.
@@ -367,10 +397,14 @@ def softmax_head_proba(X, W, b):
     return softmax(X @ W.T + b, axis=1)
 
 
-def fit_erm_head(X, y, C=1.0, max_iter=1000):
+#: Stopping tolerance of the initial logistic regression (scikit-learn's default).
+ERM_TOL = 1e-4
+
+
+def fit_erm_head(X, y, C=1.0, max_iter=1000, tol=ERM_TOL):
     """Multinomial L2 logistic regression on ``(X, y)``; sklearn-convention
     ``(coef, intercept)`` (one row for two classes)."""
-    model = LogisticRegression(C=C, max_iter=max_iter)
+    model = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
     model.fit(X, y)
     return model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
 
@@ -408,13 +442,20 @@ def initial_head(
 ):
     """The initial (ERM) head of HSFM and AFR as a one-row-per-class ``(W, b)``.
 
-    The head acts on ``feature_scale * X``: a multinomial logistic regression
-    fit on ``(feature_scale * X, y)`` when ``init_coef`` is None, else the user's
-    head for ``X`` (validated) rescaled accordingly.
+    The head acts on ``feature_scale * X``: the multinomial logistic regression
+    of ``(feature_scale * X, y)`` when ``init_coef`` is None, else the user's
+    head for ``X`` (validated) rescaled accordingly. With a scale other than 1
+    the regression runs on row blocks of ``feature_scale * X``
+    (:func:`skhsfm._logistic.scaled_logistic_regression`): scikit-learn's
+    objective, solver and options, without a scaled copy of ``X``.
     """
     if init_coef is None:
-        scaled = X if feature_scale == 1.0 else X * feature_scale
-        coef, intercept = fit_erm_head(scaled, y, C=C)
+        if feature_scale == 1.0:
+            coef, intercept = fit_erm_head(X, y, C=C)
+        else:
+            coef, intercept = scaled_logistic_regression(
+                X, y, n_classes, C=C, scale=feature_scale, tol=ERM_TOL
+            )
         return to_softmax_head(coef, intercept, n_classes)
     W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
     return W / feature_scale, b

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from skhsfm._lazy import LazyRows, check_lazy_X, is_lazy, read_rows
 from skhsfm._validation import (
     FLOAT_DTYPES,
     check_finite,
@@ -28,6 +29,7 @@ __all__ = [
     "fit_pools",
     "holdout_split",
     "make_pools",
+    "read_pools",
 ]
 
 
@@ -66,12 +68,15 @@ class Pools:
     ----------
     X, y, groups : support pool (``y`` encoded as 0..n_classes-1).
     X_hard, y_hard, groups_hard : hard pool.
+        ``X`` and ``X_hard`` are numpy arrays, or
+        :class:`~skhsfm._lazy.LazyRows` (not read yet) when the head was given
+        a dask array or memmap; :func:`read_pools` reads what a head needs.
     support_index : indices of the support pool into the ``X`` given to ``fit``.
     hard_index : indices of the hard pool into ``X`` when it was held out from
         it, else None (the hard pool is ``X_val``).
     """
 
-    X: np.ndarray
+    X: object
     y: np.ndarray
     groups: object
     X_hard: np.ndarray
@@ -140,12 +145,21 @@ def _validate_held_out(estimator, X_val, y_val, groups_val, encoder):
             "X_val was given without y_val; pass the held-out labels as y_val."
         )
     try:
-        X_val = validate_data(
-            estimator, X_val, reset=False, dtype=FLOAT_DTYPES, ensure_all_finite=False
-        )
+        if is_lazy(X_val):  # read later, with the rows of X the head needs
+            X_val = LazyRows(
+                check_lazy_X(estimator, X_val, "X_val", reset=False), name="X_val"
+            )
+        else:
+            X_val = validate_data(
+                estimator,
+                X_val,
+                reset=False,
+                dtype=FLOAT_DTYPES,
+                ensure_all_finite=False,
+            )
+            check_finite(X_val, "X_val")
     except ValueError as exc:
         raise ValueError(f"X_val does not match X: {exc}") from exc
-    check_finite(X_val, "X_val")
     y_val = check_labels(y_val, "y_val")
     if y_val.shape[0] != X_val.shape[0]:
         raise ValueError(
@@ -181,6 +195,8 @@ def make_pools(
     validation_fraction,
     random_state,
     encoder,
+    *,
+    view_support=False,
 ):
     """Validate the held-out arguments and build the two pools.
 
@@ -192,6 +208,10 @@ def make_pools(
     validation_fraction : float, used only when ``X_val`` is None.
     random_state : numpy RandomState.
     encoder : fitted ``LabelEncoder`` of the support-pool classes.
+    view_support : bool, default=False
+        Keep a support pool held out of an in-memory ``X`` as a
+        :class:`~skhsfm._lazy.LazyRows` view of ``X`` instead of a copy, for
+        heads that only stream over it.
     """
     n_classes = encoder.classes_.shape[0]
     X_val, y_val, groups_val = unwrap_held_out(X_val, y_val, groups_val, X)
@@ -204,8 +224,13 @@ def make_pools(
         support_idx, hard_idx = holdout_split(
             y_enc, groups, validation_fraction, random_state
         )
+        support = (
+            LazyRows(X, support_idx)
+            if view_support and not isinstance(X, LazyRows)
+            else X[support_idx]
+        )
         pools = Pools(
-            X[support_idx],
+            support,
             y_enc[support_idx],
             None if groups is None else groups[support_idx],
             X[hard_idx],
@@ -239,8 +264,9 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
     """Validate a head estimator's ``fit`` arguments and build its two pools.
 
     :func:`~skhsfm._validation.validate_support_pool` then :func:`make_pools`
-    with the estimator's ``validation_fraction``: the shared start of every
-    held-out head's ``fit``.
+    with the estimator's ``validation_fraction`` (and its ``_view_support``
+    class attribute, when it has one): the shared start of every held-out
+    head's ``fit``.
 
     Returns
     -------
@@ -252,6 +278,7 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
     pools = make_pools(
         estimator, X, y_enc, groups, X_val, y_val, groups_val,
         estimator.validation_fraction, random_state, encoder,
+        view_support=getattr(estimator, "_view_support", False),
     )  # fmt: skip
     return pools, encoder.classes_
 
@@ -293,3 +320,26 @@ def balanced_subsample(cells, random_state):
         for c in np.unique(cells)
     ]
     return np.sort(np.concatenate(picked)), size
+
+
+def read_pools(pools, *support_rows):
+    """The requested rows of the support pool and the whole hard pool, as numpy.
+
+    Parameters
+    ----------
+    pools : Pools
+    *support_rows : ndarray of int or None
+        Positions in the support pool (None: all of it).
+
+    Returns
+    -------
+    support_arrays : list of ndarray
+        One per entry of ``support_rows``. In-memory pools give ``pools.X``
+        itself for None and ``pools.X[rows]`` otherwise (as before lazy input
+        existed); lazy pools are read in one pass over ``X`` (and ``X_val``).
+    X_hard : ndarray
+    """
+    arrays = read_rows(
+        [(pools.X, rows) for rows in support_rows] + [(pools.X_hard, None)]
+    )
+    return arrays[:-1], arrays[-1]

@@ -13,6 +13,8 @@ from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
+from skhsfm._lazy import LazyRows, check_lazy_X, is_lazy
+
 __all__ = [
     "FLOAT_DTYPES",
     "check_X",
@@ -203,12 +205,21 @@ def check_X(X, name="X"):
 def validate_support_pool(estimator, X, y, groups):
     """Validate the support pool; return ``X, y_enc, groups, encoder``.
 
-    Sets ``n_features_in_`` on ``estimator`` (through ``validate_data``).
+    Sets ``n_features_in_`` on ``estimator`` (through ``validate_data``). A
+    lazy ``X`` (dask array, memmap) is checked without being read and returned
+    as a :class:`~skhsfm._lazy.LazyRows`; its values are checked when rows are
+    read. ``y`` is always brought into memory.
     """
-    if y is not None:
-        check_missing(y, "y")
-    X, y = validate_data(estimator, X, y, dtype=FLOAT_DTYPES, ensure_all_finite=False)
-    check_finite(X, "X")
+    if is_lazy(X):
+        X = LazyRows(check_lazy_X(estimator, X, "X", reset=True))
+        y = check_labels(np.asarray(y), "y", X.shape[0])
+    else:
+        if y is not None:
+            check_missing(y, "y")
+        X, y = validate_data(
+            estimator, X, y, dtype=FLOAT_DTYPES, ensure_all_finite=False
+        )
+        check_finite(X, "X")
     check_classification_targets(y)
     encoder = LabelEncoder().fit(y)
     if encoder.classes_.shape[0] < 2:

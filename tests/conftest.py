@@ -1,6 +1,7 @@
 """Fixtures shared by several test modules."""
 
 import json
+import os
 
 import pytest
 
@@ -30,3 +31,70 @@ def tiny_clip(tmp_path_factory):
     path.write_text(json.dumps(TINY_CLIP_CFG))
     open_clip.add_model_config(path)
     return TINY_CLIP
+
+
+# ------------------------------------------------------------- distributed
+# One Dask LocalCluster and one Ray instance for the whole session (2 workers x
+# 1 thread, 2 CPUs), started on first use by tests marked ``distributed``.
+# Their worker processes import this checkout (and the test helpers).
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+
+
+def _worker_pythonpath():
+    paths = [ROOT, TESTS] + [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+    ]
+    return os.pathsep.join(dict.fromkeys(paths))
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A ``LocalCluster(n_workers=2, threads_per_worker=1)`` for the session."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = _worker_pythonpath()  # inherited by the workers
+    try:
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        )
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def dask_client(dask_cluster):
+    """A client of the session cluster, the default scheduler during the test."""
+    from dask.distributed import Client
+
+    with Client(dask_cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """``ray.init(num_cpus=2)`` for the session; workers import this checkout."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath()}},
+    )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()

@@ -408,3 +408,26 @@ def test_tiny_hard_pool_warns_and_uses_all_of_it(binary_data):
     with pytest.warns(UserWarning, match="selecting on the whole hard pool"):
         afr = small_afr().fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
     np.testing.assert_array_equal(afr.selection_indices_, np.arange(4))
+
+
+def test_dfr_streamed_standardization_equals_standard_scaler():
+    """DFR's statistics are streamed over row blocks (no float64 copy of X);
+    they equal StandardScaler's to rounding, and exactly for one block."""
+    from sklearn.preprocessing import StandardScaler
+
+    from skhsfm.baselines._dfr import _standardization
+
+    rng = np.random.RandomState(0)
+    X = (rng.normal(size=(10_000, 6)) * [1, 10, 1e-3, 1, 1, 1] + 5).astype(np.float32)
+    X[:, 4] = 2.5  # a constant feature: scale 1, as StandardScaler
+    scaler = StandardScaler().fit(X)
+    mean, scale = _standardization(X, block_rows=777)
+    np.testing.assert_allclose(mean, scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(scale, scaler.scale_, rtol=1e-10)
+    assert scale[4] == 1.0
+    one_block = _standardization(X[:3000])
+    ref = StandardScaler().fit(X[:3000])
+    np.testing.assert_array_equal(one_block[0], ref.mean_)
+    np.testing.assert_array_equal(one_block[1], ref.scale_)
+    # the caller's array is never changed
+    np.testing.assert_array_equal(X[:, 4], 2.5)

@@ -7,7 +7,7 @@ import numpy as np
 
 from skhsfm._base import InitializedHead, fill_doc
 from skhsfm._linear import softmax_head_proba, to_sklearn_head
-from skhsfm._pools import holdout_split
+from skhsfm._pools import holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval
 
 __all__ = ["AFRClassifier"]
@@ -77,6 +77,7 @@ class AFRClassifier(InitializedHead):
     {init_coef}
     {init_intercept}
     {erm_C}
+    {max_samples}
     {device}
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out and the reweighting/selection split (training
@@ -140,6 +141,10 @@ class AFRClassifier(InitializedHead):
     selects. Keeping the two apart keeps the selection honest: an epoch chosen
     on the very examples being fit would favour overfitting them.
 
+    A dask array or numpy memmap ``X`` (and ``X_val``) is read only where
+    rows are needed: the initial head's rows (``max_samples``) and the hard
+    pool, in one pass.
+
     The defaults ``learning_rate=0.02`` and ``n_epochs=500`` are the paper's
     Waterbirds settings. Plain gradient descent on uncentred (e.g. post-ReLU)
     embeddings can be slow: when ``best_epoch_`` is close to ``n_epochs``,
@@ -191,6 +196,7 @@ class AFRClassifier(InitializedHead):
         init_coef=None,
         init_intercept=None,
         erm_C=1.0,
+        max_samples="auto",
         device="auto",
         random_state=None,
         verbose=0,
@@ -205,6 +211,7 @@ class AFRClassifier(InitializedHead):
         self.init_coef = init_coef
         self.init_intercept = init_intercept
         self.erm_C = erm_C
+        self.max_samples = max_samples
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -213,7 +220,15 @@ class AFRClassifier(InitializedHead):
         gammas = _check_grid(self.gamma, "gamma")
         lambdas = _check_grid(self.reg_lambda, "reg_lambda")
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
-        W0, b0 = self._initial_head(pools)
+        # the support pool only feeds the initial head; a lazy X is read once
+        if self.init_coef is None:
+            fit_rows = self._initial_rows(pools, rng)
+        else:
+            fit_rows = np.zeros(0, dtype=int)
+        (X_fit,), X_hard = read_pools(pools, fit_rows)
+        y_fit = pools.y if fit_rows is None else pools.y[fit_rows]
+        W0, b0 = self._initial_head(X_fit, y_fit)
+        del X_fit
         reweight, select = holdout_split(
             pools.y_hard, pools.groups_hard, self.selection_fraction, rng
         )
@@ -226,8 +241,8 @@ class AFRClassifier(InitializedHead):
                 UserWarning,
             )
             reweight = select = np.arange(pools.y_hard.shape[0])
-        X_rw, y_rw = pools.X_hard[reweight], pools.y_hard[reweight]
-        p_true = softmax_head_proba(X_rw, W0, b0)[np.arange(y_rw.shape[0]), y_rw]
+        X_rw, y_rw = X_hard[reweight], pools.y_hard[reweight]
+        p_true = _true_class_proba(X_rw, y_rw, W0, b0)
         weights = np.stack([_afr_weights(p_true, y_rw, g) for g in gammas])
         strata = pools.y_hard if pools.groups_hard is None else pools.groups_hard
         result = _train_grid(
@@ -237,7 +252,7 @@ class AFRClassifier(InitializedHead):
             lambdas,
             W0,
             b0,
-            pools.X_hard[select],
+            X_hard[select],
             pools.y_hard[select],
             np.unique(strata[select], return_inverse=True)[1],
             n_epochs=self.n_epochs,
@@ -264,6 +279,17 @@ class AFRClassifier(InitializedHead):
         self.reweight_indices_ = reweight
         self.selection_indices_ = select
         self.hard_pool_indices_ = pools.hard_index
+
+
+def _true_class_proba(X, y, W, b, block=1024):
+    """The head's probability of each row's true class, in row blocks (the
+    float64 scores of a block at a time, not of all of ``X``)."""
+    p_true = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], block):
+        rows = slice(start, start + block)
+        proba = softmax_head_proba(X[rows], W, b)
+        p_true[rows] = proba[np.arange(proba.shape[0]), y[rows]]
+    return p_true
 
 
 def _check_grid(value, name):
@@ -341,14 +367,20 @@ def _train_grid(
     history = torch.empty((3, n_heads, n_epochs), device=dev, dtype=torch.float64)
 
     for epoch in range(n_epochs):
-        logits = (X_t @ W.T + b).view(-1, n_classes, n_heads)
-        log_p = torch.log_softmax(logits, dim=1)
+        # In-place steps where the values are the same as out of place: the
+        # (n, n_classes * n_heads) temporaries dominate the fit's memory.
+        logits = X_t @ W.T
+        logits += b
+        log_p = torch.log_softmax(logits.view(-1, n_classes, n_heads), dim=1)
+        del logits
         # d(sum_i w_i CE_i) / d logits = w_i (softmax - onehot)
-        dlogits = ((log_p.exp() - onehot) * w_t).view(-1, n_classes * n_heads)
+        dlogits = log_p.exp().sub_(onehot).mul_(w_t).view(-1, n_classes * n_heads)
         diff_W, diff_b = W - W_init, b - b_init
         grad_W = dlogits.T @ X_t + 2 * lam_rows[:, None] * diff_W
         grad_b = dlogits.sum(0) + 2 * lam_rows * diff_b
+        del dlogits
         ce = -(log_p * onehot).sum(1)
+        del log_p
         penalty = (diff_W.pow(2).sum(1) + diff_b.pow(2)).view(n_classes, -1).sum(0)
         loss = (w_t[:, 0] * ce).sum(0) + lam_t * penalty
         step = torch.full((n_heads,), learning_rate, device=dev)
@@ -361,9 +393,12 @@ def _train_grid(
         W = W - step_rows[:, None] * grad_W
         b = b - step_rows * grad_b
 
-        logits_s = (X_s @ W.T + b).view(-1, n_classes, n_heads)
+        logits_s = X_s @ W.T
+        logits_s += b
+        logits_s = logits_s.view(-1, n_classes, n_heads)
         true_logit = logits_s.gather(1, y_s.expand(-1, 1, n_heads))[:, 0]
         correct = (true_logit >= logits_s.amax(1)).to(X_s.dtype)
+        del logits_s, true_logit
         worst = ((indicator @ correct).double() / stratum_size).amin(0)
         mean = correct.sum(0).double() / correct.shape[0]
         better = (worst > best_key[:, 0]) | (

@@ -5,10 +5,10 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from skhsfm._base import HeldOutHead, fill_doc
-from skhsfm._pools import balanced_subsample, cell_labels, holdout_split
+from skhsfm._lazy import iter_row_blocks
+from skhsfm._pools import balanced_subsample, cell_labels, holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, l1_logistic_params
 from skhsfm.metrics._engine import selection_score
 
@@ -125,6 +125,10 @@ class DFRClassifier(HeldOutHead):
 
     Notes
     -----
+    A dask array or numpy memmap ``X`` is read only where rows are needed:
+    the hard pool (into memory) and one streamed pass over the support pool,
+    block by block, for the standardisation statistics.
+
     Differences from the original script, all deliberate: the tuning split is
     stratified by group (so that small groups appear in both halves); the
     subsamples are balanced over (group, class) cells (identical to groups
@@ -154,6 +158,10 @@ class DFRClassifier(HeldOutHead):
     >>> dfr.subsample_size_  # smallest group in the 20% hold-out
     4
     """
+
+    # DFR only streams over the support pool (for its statistics): keep a
+    # support pool held out of X as a view, never a copy
+    _view_support = True
 
     _parameter_constraints: dict = {
         **HeldOutHead._parameter_constraints,
@@ -188,24 +196,26 @@ class DFRClassifier(HeldOutHead):
         if self.balance == "groups":
             _require_groups(X_val, groups, groups_val)
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
+        _, X_hard = read_pools(pools)  # a lazy X: only the hard pool is read
         balance_by = pools.groups_hard if self.balance == "groups" else None
         cells = cell_labels(pools.y_hard, balance_by)
 
         if len(Cs) > 1:
             self.best_C_, self.tuning_scores_, self.tuning_subsample_size_ = (
-                self._tune_C(Cs, pools, cells, rng)
+                self._tune_C(Cs, X_hard, pools, cells, rng)
             )
         else:
             self.best_C_ = Cs[0]
             self.tuning_scores_ = np.array([np.nan])
             self.tuning_subsample_size_ = None
 
+        # streamed over the support pool: never a float64 copy of it
         mean, scale = _standardization(pools.X)
         coefs, intercepts, subsamples, n_iter = [], [], [], 0
         for _ in range(self.n_models):
             idx, size = balanced_subsample(cells, rng)
             model = self._l1_logreg(self.best_C_, rng)
-            model.fit((pools.X_hard[idx] - mean) / scale, pools.y_hard[idx])
+            model.fit(_standardized(X_hard, idx, mean, scale), pools.y_hard[idx])
             n_iter = max(n_iter, int(np.max(model.n_iter_)))
             coefs.append(model.coef_)
             intercepts.append(model.intercept_)
@@ -247,7 +257,7 @@ class DFRClassifier(HeldOutHead):
             random_state=rng.randint(np.iinfo(np.int32).max),
         )
 
-    def _tune_C(self, Cs, pools, cells, rng):
+    def _tune_C(self, Cs, X_hard, pools, cells, rng):
         """The original tuning step: fit on a balanced subsample of one half of
         the hard pool, score worst-group accuracy on the other half."""
         fit_half, eval_half = holdout_split(pools.y_hard, cells, 0.5, rng)
@@ -261,11 +271,12 @@ class DFRClassifier(HeldOutHead):
             )
             fit_half = eval_half = np.arange(pools.y_hard.shape[0])
         idx, size = balanced_subsample(cells[fit_half], rng)
-        X_fit = pools.X_hard[fit_half][idx]
-        y_fit = pools.y_hard[fit_half][idx]
+        fit_rows = fit_half[idx]
+        y_fit = pools.y_hard[fit_rows]
         # the original standardises the tuning fit on its own training subsample
-        mean, scale = _standardization(X_fit)
-        X_eval = (pools.X_hard[eval_half] - mean) / scale
+        mean, scale = _standardization(X_hard[fit_rows])
+        X_eval = _standardized(X_hard, eval_half, mean, scale)
+        X_fit = _standardized(X_hard, fit_rows, mean, scale)
         y_eval = pools.y_hard[eval_half]
         groups_eval = (
             None if pools.groups_hard is None else pools.groups_hard[eval_half]
@@ -273,7 +284,7 @@ class DFRClassifier(HeldOutHead):
         scores = []
         for C in Cs:
             model = self._l1_logreg(C, rng)
-            model.fit((X_fit - mean) / scale, y_fit)
+            model.fit(X_fit, y_fit)
             scores.append(
                 selection_score(y_eval, model.predict(X_eval), groups_eval)[0]
             )
@@ -307,8 +318,47 @@ def _require_groups(X_val, groups, groups_val):
         )
 
 
-def _standardization(X):
-    """Mean and scale of ``X`` as StandardScaler computes them (scale 1 for
-    constant features)."""
-    scaler = StandardScaler().fit(X)
-    return scaler.mean_, scaler.scale_
+def _standardization(X, block_rows=4096):
+    """Mean and scale of ``X`` as StandardScaler defines them (population
+    standard deviation, 1 for constant features), streamed over row blocks.
+
+    ``X`` is an array or a lazy pool (:class:`~skhsfm._lazy.LazyRows`); both
+    give the same blocks, so the same statistics. Each block's mean and
+    centred sum of squares (float64) are merged in order with Chan et al.'s
+    update, so no float64 copy of ``X`` is made (StandardScaler's two-pass
+    computation makes one); the result agrees with StandardScaler to about
+    1e-15 relative.
+    """
+    n, mean, m2 = 0, None, None
+    for block in iter_row_blocks(X, block_rows):
+        block = block.astype(np.float64)  # a copy: centred in place below
+        n_b = block.shape[0]
+        mean_b = block.mean(axis=0)
+        block -= mean_b
+        m2_b = np.einsum("ij,ij->j", block, block)
+        if mean is None:
+            n, mean, m2 = n_b, mean_b, m2_b
+            continue
+        delta = mean_b - mean
+        total = n + n_b
+        mean = mean + delta * (n_b / total)
+        m2 = m2 + m2_b + delta**2 * (n * n_b / total)
+        n = total
+    var = m2 / n
+    scale = np.sqrt(var)
+    # StandardScaler's constant features: variance within rounding of zero
+    eps = np.finfo(np.float64).eps
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    scale[constant] = 1.0
+    return mean, scale
+
+
+def _standardized(X, rows, mean, scale, block_rows=4096):
+    """``(X[rows] - mean) / scale`` as float64, built in place block by block
+    (the same values, without the float32 copy and the temporaries)."""
+    out = np.empty((rows.shape[0], X.shape[1]), dtype=np.float64)
+    for start in range(0, rows.shape[0], block_rows):
+        out[start : start + block_rows] = X[rows[start : start + block_rows]]
+    out -= mean
+    out /= scale
+    return out

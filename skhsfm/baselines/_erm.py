@@ -4,9 +4,11 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils import check_random_state
 
 from skhsfm._base import BaseHead
-from skhsfm._sklearn_compat import Interval
+from skhsfm._lazy import default_sample_size, read_rows, sample_rows
+from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm._validation import validate_support_pool
 
 __all__ = ["ERMHeadClassifier"]
@@ -26,6 +28,15 @@ class ERMHeadClassifier(BaseHead):
         Inverse L2 regularisation strength of the logistic regression.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations.
+    max_samples : int, "auto" or None, default="auto"
+        Most rows of ``X`` the regression is fit on (a seeded uniform draw
+        without replacement when ``X`` is larger). None uses every row. "auto"
+        uses every row of an in-memory ``X`` and, for a lazy ``X`` (a dask
+        array or numpy memmap, read only where rows are needed), 128 MiB worth
+        of rows (at least 10,000). A lazy ``X`` and its in-memory copy give
+        the same fit for the same int value.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the ``max_samples`` draw; unused when every row is used.
 
     Attributes
     ----------
@@ -51,8 +62,9 @@ class ERMHeadClassifier(BaseHead):
 
     Notes
     -----
-    ``fit`` fits on all of ``X``; ``groups``, ``X_val``, ``y_val`` and
-    ``groups_val`` are accepted for a uniform API and not used. (HSFM and AFR,
+    ``fit`` fits on all of ``X`` (up to ``max_samples`` rows of a lazy one);
+    ``groups``, ``X_val``, ``y_val`` and ``groups_val`` are accepted for a
+    uniform API and not used. (HSFM and AFR,
     when ``X_val`` is None, fit their ERM head on ``X`` minus a held-out
     fraction, so their starting head differs slightly from this one then.)
 
@@ -70,17 +82,41 @@ class ERMHeadClassifier(BaseHead):
         **BaseHead._parameter_constraints,
         "C": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_samples": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
+        "random_state": ["random_state"],
     }
 
-    def __init__(self, C=1.0, max_iter=1000):
+    def __init__(self, C=1.0, max_iter=1000, *, max_samples="auto", random_state=None):
         self.C = C
         self.max_iter = max_iter
+        self.max_samples = max_samples
+        self.random_state = random_state
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
         X, y_enc, _, encoder = validate_support_pool(self, X, y, groups)
+        max_samples = self.max_samples
+        if max_samples == "auto":
+            max_samples = default_sample_size(X)
+        rows = sample_rows(
+            X.shape[0], max_samples, check_random_state(self.random_state)
+        )
+        (X,) = read_rows([(X, rows)])  # in memory and rows=None: X itself
+        if rows is not None:
+            y_enc = y_enc[rows]
         model = LogisticRegression(C=self.C, max_iter=self.max_iter)
         model.fit(X, y_enc)
         self.classes_ = encoder.classes_
         self.coef_ = model.coef_.astype(np.float64)
         self.intercept_ = model.intercept_.astype(np.float64)
         self.n_iter_ = int(np.max(model.n_iter_))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # random_state only seeds a max_samples draw, which in-memory data at
+        # the default never makes: the fit is deterministic.
+        tags.non_deterministic = False
+        return tags

@@ -8,6 +8,10 @@
 ``skhsfm speed`` (:mod:`skhsfm.cli.speed`)
     HSFM fit / predict timings on Waterbirds- and CelebA-shaped embeddings and
     the embedding throughput of two backbones.
+``skhsfm embed`` (:mod:`skhsfm.cli.embed`)
+    Images (a folder, a glob or a list of paths) to an embeddings ``.npy``
+    file with the paths in row order; locally, on Dask or on Ray, resumable
+    by shards.
 
 One module per command (its parser, its settings, its run); where embeddings
 come from is :mod:`skhsfm.cli._sources`, what is printed and written
@@ -19,13 +23,13 @@ import argparse
 import sys
 import time
 
-from skhsfm.cli import benchmark, speed
+from skhsfm.cli import benchmark, embed, speed
 from skhsfm.cli._common import CLIError, Reporter, describe_error
 
 __all__ = ["main", "build_parser"]
 
 #: The subcommands, in ``--help`` order: modules with ``add_parser(subparsers)``.
-_COMMANDS = (benchmark, speed)
+_COMMANDS = (benchmark, speed, embed)
 
 
 def build_parser():

@@ -22,8 +22,9 @@ from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
 from skhsfm.embedding._cache import cached_embeddings
 from skhsfm.embedding._forward import embed_batches, l2_normalize
 from skhsfm.embedding._images import as_image_sequence
-from skhsfm.embedding._keys import backbone_key
+from skhsfm.embedding._keys import backbone_key, load_key
 from skhsfm.embedding._registry import library_names, load_backbone, parse_backbone
+from skhsfm.embedding._runtime import shared_backbone
 from skhsfm.embedding._text import check_prompts, encode_prompts
 
 # The name users configure; it was the module's name before the package split.
@@ -116,14 +117,23 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         is enabled for INFO messages (``logging.getLogger("skhsfm")``).
 
     memory : str, path-like, joblib.Memory or None, default=None
-        Cache embeddings on disk so that a repeated :meth:`transform` on the same
-        images with the same backbone configuration (for example in every fit of
-        a grid search) reads them back without loading the backbone. The key is
-        the image content (for arrays and PIL images) or the file path, size and
-        modification time (for files), plus ``backbone``, ``model_name``,
-        ``pretrained`` (with the weights file's size and time), ``preprocess``
-        and ``precision``. ``batch_size``, ``device``, ``num_workers`` and
-        ``normalize`` (applied after the cache) are not part of the key.
+        Cache embeddings on disk, one entry per image, so that a repeated
+        :meth:`transform` on the same images with the same backbone
+        configuration (for example in every fit of a grid search) reads them
+        back without loading the backbone, and a cache filled shard by shard
+        (:func:`skhsfm.distributed.embed_dask`, ``skhsfm embed``) serves the
+        whole list and the other way round. A str or path is the folder (a
+        ``joblib.Memory`` gives its ``location``); entries go to its
+        ``skhsfm_embeddings`` subfolder. An image's key is its content (arrays
+        and PIL images) or its file path, size and modification time (files),
+        plus ``backbone``, ``model_name``, ``pretrained`` (with the weights
+        file's size and time), ``preprocess`` and ``precision``.
+        ``batch_size``, ``device``, ``num_workers`` and ``normalize`` (applied
+        after the cache) are not part of the key. Every entry is verified when
+        read (the key it was written for, its shape and dtype, the file's
+        checksum); one that does not match is recomputed with a warning.
+        Entries are written atomically. A folder that cannot be created is a
+        ``ValueError`` naming ``memory``.
 
     See Also
     --------
@@ -150,9 +160,14 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
     one color image.
 
     The embedder itself holds no fitted state. Loading a large backbone takes
-    seconds; it happens once per embedder object (clones made by
-    :func:`~sklearn.base.clone`, e.g. inside a grid search, load their own copy
-    unless ``memory`` serves the embeddings).
+    seconds; it happens once per process for equal load settings: embedders
+    with the same ``backbone``, ``model_name``, ``pretrained`` and ``device``
+    (a module backbone: the same class and weights) share one loaded model,
+    so clones made by :func:`~sklearn.base.clone` or copies unpickled in a
+    Dask or Ray worker do not load it again. A process keeps the two most
+    recently loaded models for such sharing. A module that is already loaded
+    in the process under the same fingerprint is used in place of an equal
+    copy (which is then not moved to ``device``).
 
     Examples
     --------
@@ -256,7 +271,7 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
             ensure_folder(self.memory, "memory")
         images = as_image_sequence(X)
         embeddings = cached_embeddings(
-            self.memory, self._cache_key, images, lambda: self._embed(images)
+            self.memory, self._cache_key, images, self._embed, stacklevel=2
         )
         # Remember the output size so get_feature_names_out needs no backbone.
         self._dim_memo = (self._config_identity(), embeddings.shape[1])
@@ -335,7 +350,7 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         # Copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.
         state = dict(super().__getstate__())
         # the loaded model, and the dimension memo keyed on this process's ids
-        for name in ("_runtime", "_dim_memo"):
+        for name in ("_runtime", "_dim_memo", "_load_key_memo"):
             state.pop(name, None)
         return state
 
@@ -362,6 +377,25 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
             identity = (name, pretrained)
         return identity + (str(device),)
 
+    def _load_key(self, device):
+        """The key of the per-process registry of loaded backbones.
+
+        Fingerprinting a module hashes its weights, so it is done once per
+        module object (memo keyed on its ``id``, never pickled).
+        """
+        name = self._name()
+        if not name.is_custom:
+            return load_key(
+                name, backbone=None, pretrained=self.pretrained, device=device
+            )
+        memo = getattr(self, "_load_key_memo", None)
+        identity = (id(self.backbone), str(device))
+        if memo is not None and memo[0] == identity:
+            return memo[1]
+        key = load_key(name, backbone=self.backbone, pretrained=None, device=device)
+        self._load_key_memo = (identity, key)
+        return key
+
     def _cache_key(self):
         """The backbone part of the ``memory`` key; None when it cannot be made."""
         return backbone_key(
@@ -384,10 +418,17 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         if runtime is not None and runtime[0] == key:
             return runtime[1]
         self._runtime = None  # free the old model before loading a new one
-        loaded = load_backbone(
-            self._name(), self.pretrained, device, module=self.backbone
-        )
-        logger.info("Loaded backbone %s on %s.", _short_repr(self.backbone), device)
+
+        def load():
+            loaded = load_backbone(
+                self._name(), self.pretrained, device, module=self.backbone
+            )
+            logger.info("Loaded backbone %s on %s.", _short_repr(self.backbone), device)
+            return loaded
+
+        # Equal load settings share one model per process (a worker's fresh
+        # copies of this embedder, clones in a search): see _runtime.
+        loaded = shared_backbone(self._load_key(device), load)
         self._runtime = (key, loaded)
         return loaded
 

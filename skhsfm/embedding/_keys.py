@@ -12,7 +12,13 @@ import numpy as np
 
 from skhsfm._hashing import array_digest
 
-__all__ = ["CACHE_FORMAT", "backbone_key", "fingerprint_images"]
+__all__ = [
+    "CACHE_FORMAT",
+    "backbone_key",
+    "fingerprint_images",
+    "image_keys",
+    "load_key",
+]
 
 #: Bump when the meaning of cached embeddings changes, so old caches are not reused.
 CACHE_FORMAT = 1
@@ -94,6 +100,34 @@ def backbone_key(name, *, backbone, pretrained, preprocess, precision):
     return joblib.hash(parts)
 
 
+def load_key(name, *, backbone, pretrained, device):
+    """What a loaded backbone depends on: the key of the per-process registry.
+
+    Library backbones: the parsed name, the weights and the stamps of any
+    local files. A user module: a digest of its class, structure and weights
+    (``object_fingerprint``), so that equal copies (unpickled in a worker,
+    cloned) share one load; a callable that cannot be fingerprinted is keyed on
+    its ``id``, so it is never confused with another.
+    """
+    import joblib
+
+    if name.is_custom:
+        fingerprint = object_fingerprint(backbone)
+        identity = (
+            ("id", id(backbone))
+            if fingerprint is _UNHASHABLE
+            else ("content", joblib.hash(fingerprint))
+        )
+    else:
+        identity = (
+            str(name),
+            path_stamp(name.model) if name.source == "local-dir" else None,
+            _as_str(pretrained),
+            path_stamp(pretrained) if pretrained is not None else None,
+        )
+    return identity + (str(device),)
+
+
 def _item_key(item):
     if isinstance(item, str):
         stat = os.stat(item)
@@ -102,6 +136,18 @@ def _item_key(item):
         return ("array", item.shape, str(item.dtype), array_digest(item))
     digest = array_digest(np.frombuffer(item.tobytes(), dtype=np.uint8))
     return ("pil", item.mode, item.size, digest)
+
+
+def image_keys(images):
+    """One key string per image, for the per-image cache entries.
+
+    The rows of an image stack get the key the same image has as a list item,
+    so a stack, a list and any shard of them share entries. Files are keyed on
+    absolute path, size and modification time, arrays and PIL images on their
+    content.
+    """
+    # iterating a validated stack gives its images, each an (H, W[, C]) array
+    return [repr(_item_key(item)) for item in images]
 
 
 def fingerprint_images(images):
