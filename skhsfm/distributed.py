@@ -37,26 +37,27 @@ _INSTALL = (
 )
 
 
-def _import_dask():
+def _import(what, package, pip, *modules):
+    """Import ``modules`` (the first is returned), or say how to install them."""
+    import importlib
+
     try:
-        import dask
-        import dask.array as da
+        loaded = [importlib.import_module(name) for name in modules]
     except ImportError as exc:
-        raise ImportError(
-            _INSTALL.format(what="embed_dask", package="dask", pip="dask[array]")
-        ) from exc
+        raise ImportError(_INSTALL.format(what=what, package=package, pip=pip)) from exc
+    return loaded[0]
+
+
+def _import_dask():
+    _import("embed_dask", "dask", "dask[array]", "dask", "dask.array")
+    import dask
+    import dask.array as da
+
     return dask, da
 
 
 def _import_ray():
-    try:
-        import ray
-        import ray.data
-    except ImportError as exc:
-        raise ImportError(
-            _INSTALL.format(what="embed_ray", package="ray", pip="ray[data]")
-        ) from exc
-    return ray
+    return _import("embed_ray", "ray", "ray[data]", "ray", "ray.data")
 
 
 def _check_embedder(embedder):

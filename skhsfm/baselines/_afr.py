@@ -91,12 +91,7 @@ class AFRClassifier(InitializedHead):
         Class labels.
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
         Head weights at the selected epoch (one row for two classes).
-    intercept_ : ndarray of shape (1,) or (n_classes,)
-        Head biases.
-    n_features_in_ : int
-        Number of embedding dimensions seen in ``fit``.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Defined only when ``X`` has string column names.
+    {fitted_features}
     init_coef_, init_intercept_ : ndarray
         The ERM head AFR started from (sklearn convention).
     best_gamma_ : float

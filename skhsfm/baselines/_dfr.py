@@ -82,12 +82,7 @@ class DFRClassifier(HeldOutHead):
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
         Averaged weights on raw embeddings (standardisation folded in; one row
         for two classes).
-    intercept_ : ndarray of shape (1,) or (n_classes,)
-        Averaged biases on raw embeddings.
-    n_features_in_ : int
-        Number of embedding dimensions seen in ``fit``.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Defined only when ``X`` has string column names.
+    {fitted_features}
     best_C_ : float
         The ``C`` chosen in the tuning step.
     tuning_scores_ : ndarray of shape (len(Cs),)

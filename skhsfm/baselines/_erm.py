@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import check_random_state
 
-from skhsfm._base import BaseHead
+from skhsfm._base import BaseHead, fill_doc
 from skhsfm._lazy import default_sample_size, read_rows, sample_rows
 from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm._validation import validate_support_pool
@@ -14,6 +14,7 @@ from skhsfm._validation import validate_support_pool
 __all__ = ["ERMHeadClassifier"]
 
 
+@fill_doc
 class ERMHeadClassifier(BaseHead):
     """Plain ERM linear head: multinomial logistic regression on the embeddings.
 
@@ -45,12 +46,7 @@ class ERMHeadClassifier(BaseHead):
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
         Head weights (one row for two classes, as in
         :class:`~sklearn.linear_model.LogisticRegression`).
-    intercept_ : ndarray of shape (1,) or (n_classes,)
-        Head biases.
-    n_features_in_ : int
-        Number of embedding dimensions seen in ``fit``.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Defined only when ``X`` has string column names.
+    {fitted_features}
     n_iter_ : int
         L-BFGS iterations used.
 

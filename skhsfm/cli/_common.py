@@ -175,14 +175,26 @@ def collect_warnings(sink):
 # ------------------------------------------------------------ parser pieces
 
 
-def add_common_options(parser):
-    """The options every command takes: device, output, size, output level."""
+def add_run_options(parser, quiet_help="no progress output"):
+    """``--device``, ``--quiet`` and ``--traceback``: how any command runs."""
     parser.add_argument(
         "--device",
         default="auto",
         help="where torch runs: auto (CUDA when available), cpu, cuda, cuda:N "
         "(default: %(default)s)",
     )
+    parser.add_argument("--quiet", action="store_true", help=quiet_help)
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, show the Python traceback instead of one line",
+    )
+
+
+def add_common_options(parser):
+    """The options of the commands that write a report: device, output, size,
+    output level, threads."""
+    add_run_options(parser, quiet_help="no progress output, only the table")
     parser.add_argument(
         "--out",
         default="skhsfm_out",
@@ -195,19 +207,37 @@ def add_common_options(parser):
         help="a small, fast run (smaller data, 1 seed)",
     )
     parser.add_argument(
-        "--quiet", action="store_true", help="no progress output, only the table"
-    )
-    parser.add_argument(
-        "--traceback",
-        action="store_true",
-        help="on an error, show the Python traceback instead of one line",
-    )
-    parser.add_argument(
         "--threads",
         type=int,
         default=None,
         metavar="N",
         help="torch CPU threads (default: torch's choice)",
+    )
+
+
+def add_backbone_options(parser, backbone_help, *, required=False, weights="DEFAULT"):
+    """``--backbone``, ``--pretrained``, ``--weights``, ``--batch-size``: the
+    embedding backbone of the commands that embed images."""
+    parser.add_argument(
+        "--backbone", required=required, metavar="NAME", help=backbone_help
+    )
+    parser.add_argument(
+        "--pretrained",
+        metavar="TAG_OR_FILE",
+        help="open_clip weights: a tag or a local file; 'none' for random weights",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="NAME_OR_FILE",
+        help=f"torchvision weights: a name (default: {weights}) or a local "
+        "state_dict file; 'none' for random weights",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        metavar="N",
+        help="images per forward pass (default: %(default)s)",
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from skhsfm.cli._common import (
     CLIError,
     Reporter,
+    add_backbone_options,
     add_common_options,
     check_positive,
     collect_warnings,
@@ -143,24 +144,13 @@ def add_parser(subparsers):
         help="HSFM preset (the paper's Table 11 settings); auto: the dataset's "
         "own; none: the estimator's defaults (default: %(default)s)",
     )
-    p.add_argument(
-        "--backbone",
-        metavar="NAME",
-        help="dominoes-cnn (the default for dominoes images), a torchvision "
-        "model (resnet50, the default for image datasets) or an open_clip model "
+    add_backbone_options(
+        p,
+        "dominoes-cnn (the default for dominoes images), a torchvision model "
+        "(resnet50, the default for image datasets) or an open_clip model "
         "(ViT-B-32, local-dir:PATH, hf-hub:ORG/REPO); prefix torchvision: or "
         "open_clip: when a name exists in both",
-    )
-    p.add_argument(
-        "--pretrained",
-        metavar="TAG_OR_FILE",
-        help="open_clip weights: a tag or a local file; 'none' for random weights",
-    )
-    p.add_argument(
-        "--weights",
-        metavar="NAME_OR_FILE",
-        help="torchvision weights: a name (IMAGENET1K_V1, the default for "
-        "resnet50) or a local state_dict file; 'none' for random weights",
+        weights="IMAGENET1K_V1 for resnet50",
     )
     p.add_argument(
         "--cache",
@@ -169,13 +159,6 @@ def add_parser(subparsers):
         "(default: OUT/cache)",
     )
     p.add_argument("--no-cache", action="store_true", help="do not cache embeddings")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=64,
-        metavar="N",
-        help="embedding batch size (default: 64)",
-    )
     p.add_argument(
         "--num-workers",
         type=int,

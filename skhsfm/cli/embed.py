@@ -34,7 +34,13 @@ import sys
 import numpy as np
 
 from skhsfm._atomic import atomic_write
-from skhsfm.cli._common import CLIError, Reporter, check_positive
+from skhsfm.cli._common import (
+    CLIError,
+    Reporter,
+    add_backbone_options,
+    add_run_options,
+    check_positive,
+)
 
 __all__ = ["BACKENDS", "IMAGE_SUFFIXES", "EmbedSettings", "add_parser", "run"]
 
@@ -79,32 +85,13 @@ def add_parser(subparsers):
     p.add_argument(
         "--out", required=True, metavar="FILE.npy", help="the embeddings file"
     )
-    p.add_argument(
-        "--backbone",
-        required=True,
-        metavar="NAME",
-        help="a torchvision model (resnet50) or an open_clip model (ViT-B-32), "
+    add_backbone_options(
+        p,
+        "a torchvision model (resnet50) or an open_clip model (ViT-B-32), "
         "optionally as torchvision:NAME or open_clip:NAME",
-    )
-    p.add_argument(
-        "--pretrained",
-        metavar="TAG_OR_FILE",
-        help="open_clip weights: a tag or a local file; 'none' for random weights",
-    )
-    p.add_argument(
-        "--weights",
-        metavar="NAME_OR_FILE",
-        help="torchvision weights: a name (default: DEFAULT) or a local "
-        "state_dict file; 'none' for random weights",
+        required=True,
     )
     p.add_argument("--normalize", action="store_true", help="unit-norm embeddings")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=64,
-        metavar="N",
-        help="images per forward pass (default: %(default)s)",
-    )
     p.add_argument(
         "--shard-size",
         type=int,
@@ -133,18 +120,7 @@ def add_parser(subparsers):
         "engine's choice)",
     )
     p.add_argument("--restart", action="store_true", help="discard finished shards")
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="where the backbone runs: auto (CUDA when available), cpu, cuda "
-        "(default: %(default)s)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument(
-        "--traceback",
-        action="store_true",
-        help="on an error, show the Python traceback instead of one line",
-    )
+    add_run_options(p)
     p.set_defaults(handler=_handle, subparser=p)
     return p
 

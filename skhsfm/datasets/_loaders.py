@@ -303,6 +303,13 @@ def _list_images(folder):
     )
 
 
+def _subfolders(folder):
+    """Names of the folders inside ``folder``, sorted."""
+    return sorted(
+        f for f in os.listdir(folder) if os.path.isdir(os.path.join(folder, f))
+    )
+
+
 def load_metashift(root, *, split=None, context_map=None):
     """Load the MetaShift cat/dog benchmark from its folder layout.
 
@@ -343,11 +350,7 @@ def load_metashift(root, *, split=None, context_map=None):
     records = []  # (split_id, class name, context, filename)
     for s in present:
         split_dir = os.path.join(root, s)
-        classes = sorted(
-            c
-            for c in os.listdir(split_dir)
-            if os.path.isdir(os.path.join(split_dir, c))
-        )
+        classes = _subfolders(split_dir)
         if not classes:
             raise ValueError(
                 f"MetaShift: {split_dir!r} has no class folders; expected e.g. "
@@ -355,11 +358,7 @@ def load_metashift(root, *, split=None, context_map=None):
             )
         for cls in classes:
             class_dir = os.path.join(split_dir, cls)
-            contexts = sorted(
-                f
-                for f in os.listdir(class_dir)
-                if os.path.isdir(os.path.join(class_dir, f))
-            )
+            contexts = _subfolders(class_dir)
             if not contexts:
                 raise ValueError(
                     f"MetaShift: {class_dir!r} has no context folders; expected "

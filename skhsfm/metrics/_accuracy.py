@@ -4,6 +4,7 @@ from numbers import Real
 
 import numpy as np
 
+from skhsfm._docstrings import fill_doc
 from skhsfm._validation import check_labels
 from skhsfm.metrics._engine import check_targets, group_counts, unique_labels
 
@@ -16,17 +17,14 @@ __all__ = [
 ]
 
 
+@fill_doc
 def worst_group_accuracy(y_true, y_pred, *, groups):
     """Accuracy of the worst group.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
-    groups : array-like of shape (n_samples,)
-        Group label of each sample (a class x attribute cell).
+    {y_true_y_pred}
+    {groups_metric}
 
     Returns
     -------
@@ -48,15 +46,13 @@ def worst_group_accuracy(y_true, y_pred, *, groups):
     return group_counts(y_true, y_pred, groups).worst
 
 
+@fill_doc
 def worst_class_accuracy(y_true, y_pred):
     """Accuracy of the worst class (the class-wise recall minimum).
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    {y_true_y_pred}
 
     Returns
     -------
@@ -72,6 +68,7 @@ def worst_class_accuracy(y_true, y_pred):
     return group_counts(y_true, y_pred, y_true).worst
 
 
+@fill_doc
 def mean_accuracy(y_true, y_pred):
     """Plain accuracy over the evaluation set (every sample counts once).
 
@@ -82,10 +79,7 @@ def mean_accuracy(y_true, y_pred):
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    {y_true_y_pred}
 
     Returns
     -------
@@ -170,6 +164,7 @@ def weighted_mean(labels, accuracies, reference_groups):
     return float(np.dot(proportions, accuracies)), proportions
 
 
+@fill_doc
 def group_weighted_accuracy(y_true, y_pred, *, groups, reference_groups):
     """Accuracy re-weighted to reference group proportions.
 
@@ -183,10 +178,7 @@ def group_weighted_accuracy(y_true, y_pred, *, groups, reference_groups):
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    {y_true_y_pred}
     groups : array-like of shape (n_samples,)
         Group label of each evaluation sample.
     reference_groups : array-like of shape (n_reference,) or dict

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from skhsfm._docstrings import fill_doc
 from skhsfm._table import format_table
 from skhsfm.metrics._accuracy import weighted_mean
 from skhsfm.metrics._engine import check_targets, group_counts
@@ -98,17 +99,14 @@ class GroupAccuracyReport:
     __str__ = __repr__
 
 
+@fill_doc
 def group_accuracy_report(y_true, y_pred, *, groups, reference_groups=None):
     """Accuracy of every group, the worst group and the mean accuracies.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
-    groups : array-like of shape (n_samples,)
-        Group label of each sample (a class x attribute cell).
+    {y_true_y_pred}
+    {groups_metric}
     reference_groups : array-like or dict, default=None
         Reference group labels or proportions (see
         :func:`group_weighted_accuracy`); when given, the report also holds the
