@@ -97,7 +97,7 @@ def parse_params(items):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[800, 4000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[800, 4000])
     parser.add_argument("--dominoes", metavar="DIR", help="benchmark cache folder")
     parser.add_argument(
         "--hsfm", nargs="*", default=[], metavar="KEY=VALUE",

@@ -7,7 +7,7 @@ import numpy as np
 
 from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
 from skhsfm._linear import to_sklearn_head
-from skhsfm._pools import cell_labels, read_pools
+from skhsfm._pools import cell_labels, holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm.metrics._engine import selection_score
 
@@ -61,7 +61,7 @@ _DEFAULTS = dict(
     inner_steps=15,
     inner_lr=0.03,
     outer_lr=0.03,
-    outer_steps=15,
+    outer_steps=10,
     hard_size=128,
     n_epochs=200,
     head_update="gd",
@@ -81,48 +81,88 @@ class HSFMClassifier(InitializedHead):
     """Linear head retrained by Hard-Set-Guided Feature-Space Meta-Learning.
 
     The backbone stays frozen: ``X`` holds its embeddings. HSFM starts from an ERM
-    linear head and learns *edits* of a small class-balanced support set of
+    linear head and learns *edits* of a small balanced support set of
     embeddings, so that a head adapted on the edited support set has low loss on
     the hardest held-out examples; each epoch the real head is then trained on
     the edited support set, and the epoch with the best held-out worst-group
     accuracy is kept.
 
     Each epoch: (1) with the current head, take the ``hard_size`` highest-loss
-    examples of each class in the hard pool (the hard set); (2) ``outer_steps``
-    times, adapt the head by ``inner_steps`` gradient-descent steps of size
-    ``inner_lr`` on the support set, differentiate the adapted head's hard-set
-    cross-entropy through those steps with respect to the support embeddings,
-    clip that gradient's norm at ``max_grad_norm`` and update the embeddings with
-    Adam at ``outer_lr``; (3) train the head by ``inner_steps`` Adam steps at
-    ``inner_lr`` on the edited support set; (4) score the head on the hard pool.
+    examples of each class (or group, see ``balance``) in the hard pool (the
+    hard set); (2) ``outer_steps`` times, adapt the head by ``inner_steps``
+    gradient-descent steps of size ``inner_lr`` on the support set,
+    differentiate the adapted head's hard-set cross-entropy through those steps
+    with respect to the support embeddings, clip that gradient's norm at
+    ``max_grad_norm`` and update the embeddings with Adam at ``outer_lr``; (3)
+    train the head on the edited support set (``head_update``); (4) score the
+    head on the hard pool.
 
     Parameters
     ----------
     preset : {"waterbirds", "celeba", "metashift", "dominoes"} or None, default=None
         Take the paper's settings for that benchmark (see ``PRESETS``) for every
-        hyperparameter left as None below.
+        hyperparameter left as None below, and the paper's loop:
+        ``head_update="adam"``, ``balance="classes"``.
     support_size : int, default=None
-        ``|S|``: support embeddings drawn per class from the support pool. None means
-        the preset's value, else 16. A class with fewer examples is sampled with
-        replacement (with a warning).
-    hard_size : int, default=None
-        K_hard: highest-loss hard-pool examples per class forming the hard set
-        each epoch. None means the preset's value, else 256.
+        ``|S|``: support embeddings drawn per class (per (group, class) cell
+        with group balancing, see ``balance``) from the support pool. None means
+        the preset's value, else 32. Per class, a class with fewer examples is
+        sampled with replacement (with a warning); per cell, small cells
+        (minority groups) are sampled with replacement so that every cell
+        weighs the same.
+    hard_size : int or float, default=None
+        K_hard: hard-pool examples per class (per group) forming the hard set
+        each epoch, the highest-loss ones. An int is a count, a float in (0, 1]
+        the share of each class's (group's) hard-pool examples, rounded up, so
+        that the hard set adapts to the size of the hard pool. None means the
+        preset's value, else 128.
     inner_steps : int, default=None
-        T: inner gradient-descent steps, and Adam steps of the head update per
+        T: inner gradient-descent steps, and steps of the head update per
         epoch. None means the preset's value, else 15.
     inner_lr : float, default=None
-        alpha: step size of the inner loop and learning rate of the head update.
-        None means the preset's value, else 1e-2.
+        alpha: step size of the inner loop and of the head update. None means
+        the preset's value, else 0.03.
     outer_steps : int, default=None
         K_H: meta-updates of the support embeddings per epoch. None means the
-        preset's value, else 15.
+        preset's value, else 10.
     outer_lr : float, default=None
         eta: Adam learning rate of the support embeddings. None means the
-        preset's value, else 0.1.
+        preset's value, else 0.03.
     n_epochs : int, default=None
-        Number of epochs. None means the preset's value, else 100.
+        Number of epochs (at most, with ``n_iter_no_change``). None means the
+        preset's value, else 200.
+    head_update : {"adam", "gd"}, default=None
+        How the head is trained on the edited support set each epoch. "gd":
+        the same ``inner_steps`` gradient-descent steps of size ``inner_lr``
+        that the hypergradient differentiates, so each meta-update predicts
+        exactly the head it produces and training does not collapse. "adam":
+        ``inner_steps`` Adam steps at ``inner_lr`` (the paper's; the
+        hypergradient then models a different update, and the hard-pool
+        accuracy can fall sharply between epochs). None means the preset's
+        value ("adam"), else "gd".
+    balance : {"auto", "groups", "classes"}, default=None
+        What the support set, the hard set and the initial head are balanced
+        over. "classes" (the paper's): ``support_size`` rows per class, the
+        ``hard_size`` hardest hard-pool rows per class and the outer loss their
+        plain mean, a plain logistic regression as the initial head. "groups":
+        ``support_size`` rows per (group, class) cell of the support pool, the
+        ``hard_size`` hardest hard-pool rows per group with every group
+        weighing the same in the outer loss, and an initial logistic regression
+        that weighs every cell the same; needs ``groups`` (and ``groups_val``
+        with ``X_val``). "auto": groups for each pool whose groups are known,
+        classes otherwise. None means the preset's value ("classes"), else
+        "auto".
+    n_iter_no_change : int or None, default=None
+        Stop when the hard-pool selection score has not improved for this many
+        epochs. None runs all ``n_epochs``.
     {validation_fraction}
+    selection_fraction : float in (0, 1) or None, default=0.5
+        When the hard pool is held out of ``X`` (no ``X_val``): the share of
+        it, stratified by group (else class), kept apart to select the epoch,
+        the initial head competing as epoch 0. A small hold-out has few
+        minority rows; selecting on the rows the hard sets come from would
+        reward fitting those few rows. None selects on the whole hold-out.
+        With ``X_val`` the epoch is selected on ``X_val`` (the paper's).
     {init_coef}
     {init_intercept}
     {erm_C}
@@ -165,7 +205,11 @@ class HSFMClassifier(InitializedHead):
     support_indices_ : ndarray of shape (n_support,)
         Row of ``X`` each support embedding was drawn from.
     hard_pool_indices_ : ndarray or None
-        Rows of ``X`` held out as the hard pool, or None when ``X_val`` was given.
+        Rows of ``X`` held out as the hard pool (the rows hard sets come
+        from), or None when ``X_val`` was given.
+    selection_indices_ : ndarray or None
+        Rows of ``X`` held out to select the epoch (``selection_fraction``),
+        or None when the epoch was selected on the hard pool.
     hard_set_indices_ : ndarray
         Indices into the hard pool of the hard set of the selected epoch.
     history_ : dict of ndarray
@@ -175,7 +219,8 @@ class HSFMClassifier(InitializedHead):
         hard pool (worst-class accuracy when no hard-pool groups are known),
         ``"seconds"``.
     best_epoch_ : int
-        The selected epoch (1-based); ties go to the later epoch.
+        The selected epoch (1-based; 0 is the initial head, which competes when
+        the epoch is selected on rows kept apart); ties go to the later epoch.
     best_score_ : float
         Hard-pool worst-group (or worst-class) accuracy of the selected epoch.
     n_iter_ : int
@@ -212,6 +257,19 @@ class HSFMClassifier(InitializedHead):
     scaled support pool with ``erm_C``, computed over row blocks so that no
     scaled copy of ``X`` is made (the same iterates up to floating-point
     rounding).
+
+    Differences from the paper, all off with a ``preset`` (which runs the
+    paper's loop exactly): the default ``head_update="gd"`` trains the head
+    with the update the hypergradient models (the paper uses Adam, which makes
+    training collapse and recover between epochs); the default
+    ``balance="auto"`` draws the support set per (group, class) cell, picks
+    the hard set per group with each group weighing the same in the outer
+    loss, and weighs the cells equally in the initial logistic regression,
+    whenever groups are known (the paper balances classes only); ``hard_size``
+    may be a share of the hard pool; without ``X_val``, the epoch is selected
+    on held-out rows kept out of the hard sets (``selection_fraction``), the
+    initial head competing. How the defaults were chosen, with
+    numbers, is in the user guide ("How the defaults were chosen").
 
     The hypergradient is computed with the closed-form gradients of a softmax
     linear head and a hand-written reverse pass through the unrolled inner loop;
@@ -250,6 +308,7 @@ class HSFMClassifier(InitializedHead):
         "head_update": [StrOptions({"adam", "gd"}), None],
         "balance": [StrOptions({"auto", "groups", "classes"}), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+        "selection_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither")],
         "rescale": ["boolean"],
     }
@@ -269,6 +328,7 @@ class HSFMClassifier(InitializedHead):
         balance=None,
         n_iter_no_change=None,
         validation_fraction=0.2,
+        selection_fraction=0.5,
         init_coef=None,
         init_intercept=None,
         erm_C=1.0,
@@ -291,6 +351,7 @@ class HSFMClassifier(InitializedHead):
         self.balance = balance
         self.n_iter_no_change = n_iter_no_change
         self.validation_fraction = validation_fraction
+        self.selection_fraction = selection_fraction
         self.init_coef = init_coef
         self.init_intercept = init_intercept
         self.erm_C = erm_C
@@ -306,6 +367,33 @@ class HSFMClassifier(InitializedHead):
         if "_history" not in vars(self):
             raise AttributeError("'HSFMClassifier' object has no attribute 'history_'")
         return RenamedKeys(self._history, {"outer_loss": ("loss", "0.3")})
+
+    def _selection_split(self, pools, rng):
+        """Positions in the hard pool of the rows the hard sets come from and of
+        the rows that select the epoch (None: the same rows, as in the paper).
+
+        Only a hard pool held out of ``X`` is split (``selection_fraction``):
+        it is small, and selecting on the rows training fits would reward
+        fitting them.
+        """
+        everything = np.arange(pools.y_hard.shape[0])
+        if pools.hard_index is None or self.selection_fraction is None:
+            return everything, None
+        hard, select = holdout_split(
+            pools.y_hard, pools.groups_hard, self.selection_fraction, rng
+        )
+        if select.shape[0] == 0 or len(np.unique(pools.y_hard[hard])) < len(
+            self.classes_
+        ):
+            warnings.warn(
+                "HSFM selects its epoch on a part of the held-out rows, but no "
+                "class or group has two held-out rows to split; selecting on the "
+                "rows training uses instead (optimistic). Pass X_val or raise "
+                "validation_fraction.",
+                UserWarning,
+            )
+            return everything, None
+        return hard, select
 
     def _resolve_hyperparameters(self):
         base = (
@@ -347,23 +435,41 @@ class HSFMClassifier(InitializedHead):
         (X_fit, X_support), X_hard = read_pools(pools, fit_rows, support)
         y_fit = pools.y if fit_rows is None else pools.y[fit_rows]
         scale = _rms_scale(X_fit) if self.rescale else 1.0
-        W0, b0 = self._initial_head(X_fit, y_fit, feature_scale=scale)
+        weights = None
+        if by_groups and pools.groups is not None:
+            # the initial logistic regression weighs every (group, class) cell
+            # the same, like the support set
+            fit_groups = pools.groups if fit_rows is None else pools.groups[fit_rows]
+            weights = _cell_weights(cell_labels(y_fit, fit_groups))
+        W0, b0 = self._initial_head(
+            X_fit, y_fit, feature_scale=scale, sample_weight=weights
+        )
+        hard, select = self._selection_split(pools, rng)
+        y_hard = pools.y_hard[hard]
+        groups_hard = None if pools.groups_hard is None else pools.groups_hard[hard]
         hard_strata = None
-        if by_groups and pools.groups_hard is not None:
-            hard_strata = cell_labels(pools.y_hard, pools.groups_hard)
+        if by_groups and groups_hard is not None:
+            hard_strata = cell_labels(y_hard, groups_hard)
+        if select is None:
+            X_select, y_select, groups_select = None, y_hard, groups_hard
+        else:
+            X_select, y_select = X_hard[select], pools.y_hard[select]
+            groups_select = None
+            if pools.groups_hard is not None:
+                groups_select = pools.groups_hard[select]
 
         from skhsfm._meta import LoopSettings, run_hsfm
 
         def score(pred):
-            return selection_score(pools.y_hard, pred, pools.groups_hard)
+            return selection_score(y_select, pred, groups_select)
 
         result = run_hsfm(
             X_support,
             pools.y[support],
             W0,
             b0,
-            X_hard,
-            pools.y_hard,
+            X_hard[hard],
+            y_hard,
             settings=LoopSettings(
                 **{name: params[name] for name in _LOOP},
                 max_grad_norm=self.max_grad_norm,
@@ -372,6 +478,7 @@ class HSFMClassifier(InitializedHead):
             ),
             score=score,
             hard_strata=hard_strata,
+            X_select=X_select,
             feature_scale=scale,
             device=device,
             log=print if self.verbose else None,
@@ -385,12 +492,20 @@ class HSFMClassifier(InitializedHead):
         self.support_init_ = X_support
         self.support_edited_ = (result.H / scale).astype(X_support.dtype)
         self.support_labels_ = self.classes_[pools.y[support]]
-        self.hard_pool_indices_ = pools.hard_index
+        in_X = pools.hard_index is not None
+        self.hard_pool_indices_ = pools.hard_index[hard] if in_X else None
+        self.selection_indices_ = None if select is None else pools.hard_index[select]
         self.hard_set_indices_ = result.hard_set
         self._history = result.history
         self.best_epoch_ = result.best_epoch
         self.best_score_ = result.best_score
         self.n_iter_ = result.n_epochs
+
+
+def _cell_weights(cells):
+    """Weights of mean 1 that give every cell the same total weight."""
+    counts = np.bincount(cells)
+    return (cells.shape[0] / (np.count_nonzero(counts) * counts))[cells]
 
 
 def _rms_scale(X, block=4096):

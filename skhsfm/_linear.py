@@ -24,6 +24,7 @@ from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skhsfm._docstrings import fill_doc
 from skhsfm._lazy import check_lazy_X, is_dask_array, lazy_map_rows
 from skhsfm._logistic import scaled_logistic_regression
 
@@ -217,8 +218,7 @@ class LinearHeadMixin:
 
         Parameters
         ----------
-        X : array-like or dask array of shape (n_samples, n_features)
-            Embeddings. A dask array gives a lazy dask array.
+        {predict_X}
 
         Returns
         -------
@@ -233,8 +233,7 @@ class LinearHeadMixin:
 
         Parameters
         ----------
-        X : array-like or dask array of shape (n_samples, n_features)
-            Embeddings. A dask array gives a lazy dask array.
+        {predict_X}
 
         Returns
         -------
@@ -250,8 +249,7 @@ class LinearHeadMixin:
 
         Parameters
         ----------
-        X : array-like or dask array of shape (n_samples, n_features)
-            Embeddings. A dask array gives a lazy dask array.
+        {predict_X}
 
         Returns
         -------
@@ -266,8 +264,7 @@ class LinearHeadMixin:
 
         Parameters
         ----------
-        X : array-like or dask array of shape (n_samples, n_features)
-            Embeddings. A dask array gives a lazy dask array.
+        {predict_X}
 
         Returns
         -------
@@ -340,6 +337,10 @@ class LinearHeadMixin:
         return model
 
 
+for _method in ("decision_function", "predict", "predict_proba", "predict_log_proba"):
+    fill_doc(getattr(LinearHeadMixin, _method))
+
+
 def logistic_regression(coef, intercept, classes):
     """A fitted :class:`~sklearn.linear_model.LogisticRegression` with this head.
 
@@ -401,11 +402,11 @@ def softmax_head_proba(X, W, b):
 ERM_TOL = 1e-4
 
 
-def fit_erm_head(X, y, C=1.0, max_iter=1000, tol=ERM_TOL):
+def fit_erm_head(X, y, C=1.0, max_iter=1000, tol=ERM_TOL, sample_weight=None):
     """Multinomial L2 logistic regression on ``(X, y)``; sklearn-convention
     ``(coef, intercept)`` (one row for two classes)."""
     model = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
-    model.fit(X, y)
+    model.fit(X, y, sample_weight=sample_weight)
     return model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
 
 
@@ -438,7 +439,15 @@ def check_init_head(init_coef, init_intercept, n_classes, n_features):
 
 
 def initial_head(
-    init_coef, init_intercept, X, y, n_classes, *, C=1.0, feature_scale=1.0
+    init_coef,
+    init_intercept,
+    X,
+    y,
+    n_classes,
+    *,
+    C=1.0,
+    feature_scale=1.0,
+    sample_weight=None,
 ):
     """The initial (ERM) head of HSFM and AFR as a one-row-per-class ``(W, b)``.
 
@@ -448,14 +457,16 @@ def initial_head(
     the regression runs on row blocks of ``feature_scale * X``
     (:func:`skhsfm._logistic.scaled_logistic_regression`): scikit-learn's
     objective, solver and options, without a scaled copy of ``X``.
+    ``sample_weight`` (mean 1) weighs the rows of the regression.
     """
     if init_coef is None:
         if feature_scale == 1.0:
-            coef, intercept = fit_erm_head(X, y, C=C)
+            coef, intercept = fit_erm_head(X, y, C=C, sample_weight=sample_weight)
         else:
             coef, intercept = scaled_logistic_regression(
-                X, y, n_classes, C=C, scale=feature_scale, tol=ERM_TOL
-            )
+                X, y, n_classes, C=C, scale=feature_scale, tol=ERM_TOL,
+                sample_weight=sample_weight,
+            )  # fmt: skip
         return to_softmax_head(coef, intercept, n_classes)
     W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
     return W / feature_scale, b

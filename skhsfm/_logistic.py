@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 __all__ = ["scaled_logistic_regression"]
 
 
-def _loss_gradient(w, X, y, scale, l2, n_classes, block_rows):
+def _loss_gradient(w, X, y, scale, l2, n_classes, block_rows, sample_weight=None):
     """The objective of ``LinearModelLoss`` on ``scale * X`` and its gradient.
 
     ``w`` is laid out as scikit-learn's lbfgs path lays it out: ``(d + 1,)``
@@ -48,16 +48,23 @@ def _loss_gradient(w, X, y, scale, l2, n_classes, block_rows):
         block *= scale  # the values of the copy ``X * scale``
         raw = block @ W.T + b
         labels = y[start : start + block_rows]
+        sw = None
+        if sample_weight is not None:
+            sw = sample_weight[start : start + block_rows]
         if binary:
             raw = raw[:, 0]
-            loss += float(np.sum(np.logaddexp(0.0, raw) - labels * raw))
+            per_row = np.logaddexp(0.0, raw) - labels * raw
             pointwise = (expit(raw) - labels)[:, None]
         else:
             lse = logsumexp(raw, axis=1)
             rows = np.arange(raw.shape[0])
-            loss += float(np.sum(lse - raw[rows, labels]))
+            per_row = lse - raw[rows, labels]
             pointwise = np.exp(raw - lse[:, None])
             pointwise[rows, labels] -= 1.0
+        if sw is not None:
+            per_row = per_row * sw
+            pointwise *= sw[:, None]
+        loss += float(np.sum(per_row))
         grad_W += pointwise.T @ block
         grad_b += pointwise.sum(axis=0)
     loss = loss / n + 0.5 * l2 * float(np.sum(W * W))
@@ -69,7 +76,16 @@ def _loss_gradient(w, X, y, scale, l2, n_classes, block_rows):
 
 
 def scaled_logistic_regression(
-    X, y, n_classes, *, C=1.0, scale=1.0, max_iter=1000, tol=1e-4, block_rows=None
+    X,
+    y,
+    n_classes,
+    *,
+    C=1.0,
+    scale=1.0,
+    max_iter=1000,
+    tol=1e-4,
+    block_rows=None,
+    sample_weight=None,
 ):
     """``LogisticRegression(C=C, tol=tol, max_iter=max_iter).fit(scale * X, y)``
     without forming ``scale * X``.
@@ -88,6 +104,9 @@ def scaled_logistic_regression(
         Rows of ``scale * X`` formed at a time (float64). None: 1 MiB worth,
         small enough to stay in the CPU cache between the two products that
         use it (larger blocks are several times slower).
+    sample_weight : ndarray of shape (n_samples,) or None, default=None
+        Per-row weights with mean 1 (so that ``C`` keeps its meaning), as
+        ``LogisticRegression.fit(..., sample_weight=...)`` takes them.
 
     Returns
     -------
@@ -106,7 +125,15 @@ def scaled_logistic_regression(
         np.zeros(size),
         method="L-BFGS-B",
         jac=True,
-        args=(X, labels, float(scale), 1.0 / (C * n), n_classes, block_rows),
+        args=(
+            X,
+            labels,
+            float(scale),
+            1.0 / (C * n),
+            n_classes,
+            block_rows,
+            sample_weight,
+        ),  # fmt: skip
         options={
             "maxiter": max_iter,
             "maxls": 50,

@@ -21,6 +21,7 @@ no double-backward graph.
 import contextlib
 import time
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -83,10 +84,10 @@ def select_hard_set(logits, y, hard_size, n_classes, strata=None):
         members = torch.nonzero(codes == k).squeeze(1)
         if members.numel() == 0:
             continue
-        if isinstance(hard_size, float):
-            m = max(1, int(np.ceil(hard_size * members.numel())))
+        if isinstance(hard_size, Integral):
+            m = min(int(hard_size), members.numel())
         else:
-            m = min(hard_size, members.numel())
+            m = max(1, int(np.ceil(hard_size * members.numel())))
         # stable descending sort: equal losses keep their row order
         order = torch.sort(losses[members], descending=True, stable=True).indices
         picked.append(members[order[:m]])
@@ -336,6 +337,7 @@ def run_hsfm(
     settings,
     score,
     hard_strata=None,
+    X_select=None,
     feature_scale=1.0,
     device,
     log=None,
@@ -361,6 +363,10 @@ def run_hsfm(
     hard_strata : ndarray of int (n_hard,) or None, default=None
         Codes of the strata (groups) to pick the hard set from, each weighted
         equally in the outer loss; None picks per class (the paper).
+    X_select : ndarray (n_select, d) or None, default=None
+        Rows that select the epoch, kept out of the hard pool; ``score`` then
+        gets predictions on them, and the initial head competes as epoch 0.
+        None selects on the hard pool (the paper).
     feature_scale : float, default=1.0
         The loop runs on ``feature_scale * H0`` and ``feature_scale * X_hard``
         (scaled on the device, without a float64 host copy); the returned
@@ -395,8 +401,13 @@ def run_hsfm(
         keys = ("epoch", "loss", "worst_group_accuracy", "mean_accuracy", "seconds")
         history = {key: [] for key in keys}
         best, stale = None, 0
+        Xs = None if X_select is None else tensor(X_select) * feature_scale
         with torch.no_grad():
             logits = _logits(Xh, W, b)
+            if Xs is not None:
+                # the initial head is a candidate too: training must beat it
+                pred = _logits(Xs, W, b).argmax(1).cpu().numpy()
+                best = (0, score(pred)[0], W0, b0, H0, np.zeros(0, dtype=np.int64))
         for epoch in range(1, settings.n_epochs + 1):
             start = time.perf_counter()
             hard, outer_loss = _epoch(
@@ -406,7 +417,8 @@ def run_hsfm(
             with torch.no_grad():
                 # the new head's logits: scored now, and pick the next hard set
                 logits = _logits(Xh, W, b)
-                pred = logits.argmax(1).cpu().numpy()
+                scored = logits if Xs is None else _logits(Xs, W, b)
+                pred = scored.argmax(1).cpu().numpy()
             selection, accuracy = score(pred)
             seconds = time.perf_counter() - start
             for key, value in zip(
@@ -433,10 +445,12 @@ def run_hsfm(
             if patience is not None and stale >= patience:
                 break
         best_epoch, selection, W_best, b_best, H_best, hard_best = best
+        if best_epoch == 0:  # numpy inputs, and H on the loop's scale
+            H_best = np.asarray(H0, dtype=np.float64) * feature_scale
         return MetaResult(
-            W_best.astype(np.float64),
-            b_best.astype(np.float64),
-            H_best.astype(np.float64),
+            np.asarray(W_best, dtype=np.float64),
+            np.asarray(b_best, dtype=np.float64),
+            np.asarray(H_best, dtype=np.float64),
             hard_best,
             best_epoch,
             selection,
