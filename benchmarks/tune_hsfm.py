@@ -45,9 +45,12 @@ BEFORE = dict(
     hard_size=256, n_epochs=100,
     head_update="adam", balance="classes",
 )  # fmt: skip
+#: The 0.2 defaults, spelled out.
 NEW = dict(
     support_size=32,
+    inner_steps=15,
     inner_lr=0.03,
+    outer_steps=10,
     outer_lr=0.03,
     hard_size=128,
     n_epochs=200,
@@ -56,11 +59,11 @@ NEW = dict(
 )
 CANDIDATES = {
     "0.1 defaults (adam, per class)": BEFORE,
-    "gd": dict(BEFORE, head_update="gd"),
-    "gd, groups, |S| 32, a 0.03, eta 0.03, K 128, 200 ep": NEW,
-    "  ... 150 ep": dict(NEW, n_epochs=150),
+    "0.1 defaults with gd": dict(BEFORE, head_update="gd"),
+    "0.2 defaults (gd, groups, |S| 32, a/eta .03, K 128)": NEW,
+    "  ... balance per class (plain initial head)": dict(NEW, balance="classes"),
+    "  ... K_H 15": dict(NEW, outer_steps=15),
     "  ... |S| 16": dict(NEW, support_size=16),
-    "  ... K_H 10 (the 0.2 defaults)": dict(NEW, outer_steps=10),
 }  # fmt: skip
 SYNTHETIC = {
     "gauss-d64": dict(n_features=64),

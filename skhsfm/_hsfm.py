@@ -211,18 +211,22 @@ class HSFMClassifier(InitializedHead):
         Rows of ``X`` held out to select the epoch (``selection_fraction``),
         or None when the epoch was selected on the hard pool.
     hard_set_indices_ : ndarray
-        Indices into the hard pool of the hard set of the selected epoch.
+        Indices into the hard pool (the rows of ``X_val``, or the rows
+        ``hard_pool_indices_`` of ``X``) of the hard set of the selected epoch;
+        empty when the initial head was selected.
     history_ : dict of ndarray
         Per epoch: ``"epoch"``, ``"loss"`` (mean hard-set loss of the adapted
         head over the epoch's meta-updates; ``"outer_loss"`` before 0.2),
         ``"worst_group_accuracy"`` and ``"mean_accuracy"`` of the head on the
-        hard pool (worst-class accuracy when no hard-pool groups are known),
-        ``"seconds"``.
+        rows that select the epoch (the hard pool, or the rows
+        ``selection_indices_``; worst-class accuracy when their groups are not
+        known), ``"seconds"``.
     best_epoch_ : int
         The selected epoch (1-based; 0 is the initial head, which competes when
         the epoch is selected on rows kept apart); ties go to the later epoch.
     best_score_ : float
-        Hard-pool worst-group (or worst-class) accuracy of the selected epoch.
+        Worst-group (or worst-class) accuracy of the selected epoch on the rows
+        that select the epoch.
     n_iter_ : int
         Number of epochs run.
     scale_ : float
