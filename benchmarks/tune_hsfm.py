@@ -20,8 +20,9 @@ Run::
         --methods erm --out tune_out
     python benchmarks/tune_hsfm.py tune --cache tune_out/cache
     python benchmarks/tune_hsfm.py final --cache tune_out/cache
+    python benchmarks/tune_hsfm.py time --cache tune_out/cache   # fit times
 
-(each stage takes one to two hours on 2 cores.)
+(on 2 cores: tune about 45 minutes, final about 25, time about 1.)
 """
 
 import argparse
@@ -166,13 +167,34 @@ def summarize(rows, title):
         )
 
 
+def fit_times(cache, seeds):
+    """Fit seconds of the 0.1 and the 0.2 defaults, in turn on the same seeds
+    (run it on a quiet machine)."""
+    seconds = {"0.1 defaults": [], "0.2 defaults": []}
+    for seed in seeds:
+        data = dominoes(cache, seed)
+        for name, params in (("0.1 defaults", BEFORE), ("0.2 defaults", {})):
+            clf = HSFMClassifier(**params, device="cpu", random_state=seed)
+            seconds[name].append(fit_score(clf, data)[1])
+    for name, values in seconds.items():
+        print(f"{name}: " + " ".join(f"{v:.2f}" for v in values)
+              + f" s, median {statistics.median(values):.2f} s")  # fmt: skip
+    ratio = statistics.median(seconds["0.2 defaults"]) / statistics.median(
+        seconds["0.1 defaults"]
+    )
+    print(f"ratio of medians: {ratio:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("tune", "final"))
+    parser.add_argument("stage", choices=("tune", "final", "time"))
     parser.add_argument("--cache", required=True, help="skhsfm benchmark cache")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--synthetic-seeds", type=int, nargs="+")
     args = parser.parse_args()
+    if args.stage == "time":
+        fit_times(args.cache, args.seeds or [10, 11, 12])
+        return
     if args.stage == "tune":
         seeds = args.seeds or [0, 1, 2, 3, 4]
         syn_seeds = args.synthetic_seeds or seeds[:3]
