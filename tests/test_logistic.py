@@ -32,8 +32,10 @@ def test_equals_sklearn_on_the_scaled_copy(n_classes, dtype, C):
     coef, intercept = scaled_logistic_regression(
         X, y, n_classes, C=C, scale=scale, block_rows=128
     )
-    np.testing.assert_allclose(coef, ref.coef_, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(intercept, ref.intercept_, rtol=1e-7, atol=1e-9)
+    # lbfgs stops at tol: the two agree to far below it, but older scikit-learn
+    # (1.6) sums the float32 loss in another order, a few 1e-8 apart
+    np.testing.assert_allclose(coef, ref.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(intercept, ref.intercept_, rtol=1e-6, atol=1e-7)
 
 
 def test_block_size_does_not_matter():
@@ -49,12 +51,13 @@ def test_hsfm_initial_head_is_the_old_one_up_to_rounding():
     X, y = _data(2000, 16, 2, np.float32)
     clf = HSFMClassifier(n_epochs=2, rescale=True, device="cpu", random_state=0)
     clf.fit(X, y)
-    support = np.setdiff1d(np.arange(2000), clf.hard_pool_indices_)
+    held_out = np.r_[clf.hard_pool_indices_, clf.selection_indices_]
+    support = np.setdiff1d(np.arange(2000), held_out)
     old = LogisticRegression(max_iter=1000).fit(X[support] * clf.scale_, y[support])
     W_old, b_old = to_softmax_head(old.coef_, old.intercept_, 2)
     W, b = initial_head(None, None, X[support], y[support], 2, feature_scale=clf.scale_)
-    np.testing.assert_allclose(W, W_old, rtol=1e-7, atol=1e-10)
-    np.testing.assert_allclose(b, b_old, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(W, W_old, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(b, b_old, rtol=1e-6, atol=1e-7)
     # the unscaled path is scikit-learn's own fit, unchanged
     W1, b1 = initial_head(None, None, X[support], y[support], 2, feature_scale=1.0)
     ref = LogisticRegression(max_iter=1000).fit(X[support], y[support])
