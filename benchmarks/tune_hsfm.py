@@ -65,6 +65,7 @@ CANDIDATES = {
     "  ... balance per class (plain initial head)": dict(NEW, balance="classes"),
     "  ... K_H 15": dict(NEW, outer_steps=15),
     "  ... |S| 16": dict(NEW, support_size=16),
+    "  ... support pool = hard pool (validation)": dict(NEW, support="validation"),
 }  # fmt: skip
 SYNTHETIC = {
     "gauss-d64": dict(n_features=64),
@@ -139,12 +140,16 @@ def run(problems, configs, init):
         for name, params in configs.items():
             params = dict(params)
             with_groups = params.pop("with_groups", True)
+            fit_data = data
+            if params.pop("support", "train") == "validation":
+                # the validation split (the hard pool) is the support pool too
+                fit_data = dict(data, train=data["val"])
             clf = HSFMClassifier(
                 **params, device="cpu", random_state=seed,
                 init_coef=None if head is None else head[0],
                 init_intercept=None if head is None else head[1],
             )  # fmt: skip
-            score, seconds = fit_score(clf, data, with_groups)
+            score, seconds = fit_score(clf, fit_data, with_groups)
             rows.append((name, problem, seed, score, dfr, max_drop(clf), seconds))
         print(".", end="", flush=True)
     print()
@@ -191,7 +196,18 @@ def main():
     parser.add_argument("--cache", required=True, help="skhsfm benchmark cache")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--synthetic-seeds", type=int, nargs="+")
+    parser.add_argument(
+        "--only", metavar="TEXT", help="run only the settings whose name has TEXT"
+    )
     args = parser.parse_args()
+
+    def chosen(configs):
+        return (
+            {k: v for k, v in configs.items() if args.only in k}
+            if args.only
+            else configs
+        )
+
     if args.stage == "time":
         fit_times(args.cache, args.seeds or [10, 11, 12])
         return
@@ -204,18 +220,19 @@ def main():
             for p in SYNTHETIC
             for s in syn_seeds
         }
-        summarize(run(dom, CANDIDATES, "default"), "dominoes, tuning seeds, "
-                  "validation halves (default initial head)")  # fmt: skip
-        summarize(run(syn, CANDIDATES, "default"), "synthetic, tuning seeds, "
+        summarize(run(dom, chosen(CANDIDATES), "default"), "dominoes, tuning "
+                  "seeds, validation halves (default initial head)")  # fmt: skip
+        summarize(run(syn, chosen(CANDIDATES), "default"), "synthetic, tuning seeds, "
                   "validation halves")  # fmt: skip
         return
     seeds = args.seeds or list(range(10, 20))
     syn_seeds = args.synthetic_seeds or seeds[:5]
-    final = {
+    final = chosen({
         "0.2 defaults": {},
         "0.2 defaults, no group labels": {"with_groups": False},
         "0.1 defaults": BEFORE,
-    }
+        "0.2 defaults, support pool = validation split": {"support": "validation"},
+    })  # fmt: skip
     dom = {("dominoes", s): dominoes(args.cache, s) for s in seeds}
     for init in ("backbone", "default"):
         summarize(run(dom, final, init), f"dominoes, fresh seeds, test ({init} head)")
