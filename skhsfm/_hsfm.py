@@ -508,8 +508,8 @@ class HSFMClassifier(InitializedHead):
 
 def _cell_weights(cells):
     """Weights of mean 1 that give every cell the same total weight."""
-    counts = np.bincount(cells)
-    return (cells.shape[0] / (np.count_nonzero(counts) * counts))[cells]
+    _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    return cells.shape[0] / (counts.shape[0] * counts[inverse])
 
 
 def _rms_scale(X, block=4096):

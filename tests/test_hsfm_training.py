@@ -158,3 +158,13 @@ def test_the_initial_head_wins_when_training_only_hurts_the_selection_rows():
     assert all(pred.shape == (6,) for pred in calls)  # scored on X_select
     np.testing.assert_allclose(result.W, W0)
     np.testing.assert_allclose(result.H, 2.0 * H0)
+
+
+def test_cell_weights_give_every_cell_the_same_total():
+    from skhsfm._hsfm import _cell_weights
+
+    cells = np.array([0, 0, 0, 2, 2, 5])  # codes need not be dense
+    weights = _cell_weights(cells)
+    assert weights.mean() == pytest.approx(1.0)
+    totals = [weights[cells == k].sum() for k in (0, 2, 5)]
+    np.testing.assert_allclose(totals, totals[0])
