@@ -449,18 +449,14 @@ class HSFMClassifier(InitializedHead):
             X_fit, y_fit, feature_scale=scale, sample_weight=weights
         )
         hard, select = self._selection_split(pools, rng)
-        y_hard = pools.y_hard[hard]
-        groups_hard = None if pools.groups_hard is None else pools.groups_hard[hard]
         hard_strata = None
-        if by_groups and groups_hard is not None:
-            hard_strata = cell_labels(y_hard, groups_hard)
-        if select is None:
-            X_select, y_select, groups_select = None, y_hard, groups_hard
-        else:
-            X_select, y_select = X_hard[select], pools.y_hard[select]
-            groups_select = None
-            if pools.groups_hard is not None:
-                groups_select = pools.groups_hard[select]
+        if by_groups and pools.groups_hard is not None:
+            hard_strata = cell_labels(pools.y_hard, pools.groups_hard)
+        scored = slice(None) if select is None else select
+        y_select = pools.y_hard[scored]
+        groups_select = None
+        if pools.groups_hard is not None:
+            groups_select = pools.groups_hard[scored]
 
         from skhsfm._meta import LoopSettings, run_hsfm
 
@@ -472,8 +468,8 @@ class HSFMClassifier(InitializedHead):
             pools.y[support],
             W0,
             b0,
-            X_hard[hard],
-            y_hard,
+            X_hard,
+            pools.y_hard,
             settings=LoopSettings(
                 **{name: params[name] for name in _LOOP},
                 max_grad_norm=self.max_grad_norm,
@@ -482,7 +478,8 @@ class HSFMClassifier(InitializedHead):
             ),
             score=score,
             hard_strata=hard_strata,
-            X_select=X_select,
+            hard_rows=None if select is None else hard,
+            select_rows=select,
             feature_scale=scale,
             device=device,
             log=print if self.verbose else None,

@@ -337,7 +337,8 @@ def run_hsfm(
     settings,
     score,
     hard_strata=None,
-    X_select=None,
+    hard_rows=None,
+    select_rows=None,
     feature_scale=1.0,
     device,
     log=None,
@@ -352,21 +353,25 @@ def run_hsfm(
         Encoded support labels.
     W0, b0 : ndarray (C, d), (C,)
         Initial head.
-    X_hard : ndarray (n_hard, d)
-    y_hard : ndarray of int (n_hard,)
-        Hard pool.
+    X_hard : ndarray (n_held_out, d)
+    y_hard : ndarray of int (n_held_out,)
+        Held-out rows: the hard pool, and the rows that select the epoch.
     settings : LoopSettings
     score : callable
         ``score(pred) -> (selection_score, mean_accuracy)`` for encoded hard-pool
         predictions (numpy). The epoch with the highest selection score is kept,
         ties going to the later epoch.
-    hard_strata : ndarray of int (n_hard,) or None, default=None
+    hard_strata : ndarray of int (n_held_out,) or None, default=None
         Codes of the strata (groups) to pick the hard set from, each weighted
         equally in the outer loss; None picks per class (the paper).
-    X_select : ndarray (n_select, d) or None, default=None
-        Rows that select the epoch, kept out of the hard pool; ``score`` then
-        gets predictions on them, and the initial head competes as epoch 0.
-        None selects on the hard pool (the paper).
+    hard_rows : ndarray of int or None, default=None
+        Positions in ``X_hard`` of the hard pool, the rows hard sets come from
+        (the indices of the returned hard set count in them); None: every row.
+    select_rows : ndarray of int or None, default=None
+        Positions in ``X_hard`` of the rows that select the epoch, kept out of
+        ``hard_rows``; ``score`` then gets predictions on them, and the
+        initial head competes as epoch 0. None selects on the hard pool (the
+        paper). Both are gathered on the device: no host copy of ``X_hard``.
     feature_scale : float, default=1.0
         The loop runs on ``feature_scale * H0`` and ``feature_scale * X_hard``
         (scaled on the device, without a float64 host copy); the returned
@@ -391,7 +396,15 @@ def run_hsfm(
             tensor(y_support, torch.long), n_classes
         ).float()
         W, b = tensor(W0).clone(), tensor(b0).clone()
-        Xh = tensor(X_hard) * feature_scale
+        held_out = tensor(X_hard)  # may share memory with X_hard: not in place
+        Xh = _scaled_rows(held_out, hard_rows, feature_scale)
+        Xs = None
+        if select_rows is not None:
+            Xs = _scaled_rows(held_out, select_rows, feature_scale)
+        del held_out
+        if hard_rows is not None:
+            y_hard = y_hard[hard_rows]
+            hard_strata = None if hard_strata is None else hard_strata[hard_rows]
         yh = tensor(y_hard, torch.long)
         Yh = torch.nn.functional.one_hot(yh, n_classes).float()
         strata = None if hard_strata is None else tensor(hard_strata, torch.long)
@@ -401,7 +414,6 @@ def run_hsfm(
         keys = ("epoch", "loss", "worst_group_accuracy", "mean_accuracy", "seconds")
         history = {key: [] for key in keys}
         best, stale = None, 0
-        Xs = None if X_select is None else tensor(X_select) * feature_scale
         with torch.no_grad():
             logits = _logits(Xh, W, b)
             if Xs is not None:
@@ -457,6 +469,14 @@ def run_hsfm(
             epoch,
             {key: np.asarray(values) for key, values in history.items()},
         )
+
+
+def _scaled_rows(X, positions, scale):
+    """``scale * X[positions]`` (all rows for None) as a new tensor, gathered
+    and scaled on ``X``'s device: one copy, and ``X`` itself left untouched."""
+    if positions is None:
+        return X * scale
+    return X[torch.as_tensor(positions, dtype=torch.long, device=X.device)].mul_(scale)
 
 
 def _epoch(H, Y, W, b, Xh, yh, Yh, strata, logits, support_opt, head_opt, settings):

@@ -138,7 +138,8 @@ def test_the_initial_head_wins_when_training_only_hurts_the_selection_rows():
     H0 = rng.normal(size=(8, 3))
     y_support = np.repeat([0, 1], 4)
     W0, b0 = rng.normal(size=(2, 3)), np.zeros(2)
-    X_hard, y_hard = rng.normal(size=(10, 3)), np.repeat([0, 1], 5)
+    X_hard, y_hard = rng.normal(size=(16, 3)), np.repeat([0, 1], 8)
+    hard_rows, select_rows = np.r_[0:5, 8:13], np.r_[5:8, 13:16]
     calls = []
 
     def score(pred):  # the first call scores the initial head
@@ -151,11 +152,12 @@ def test_the_initial_head_wins_when_training_only_hurts_the_selection_rows():
             hard_size=5, inner_steps=2, inner_lr=0.1, outer_steps=2, outer_lr=0.1,
             n_epochs=3, head_update="gd", max_grad_norm=1.0,
         ),
-        score=score, X_select=rng.normal(size=(6, 3)), feature_scale=2.0,
+        score=score, hard_rows=hard_rows, select_rows=select_rows,
+        feature_scale=2.0,
         device=torch.device("cpu"),
     )  # fmt: skip
     assert result.best_epoch == 0 and len(calls) == 4
-    assert all(pred.shape == (6,) for pred in calls)  # scored on X_select
+    assert all(pred.shape == (6,) for pred in calls)  # scored on select_rows
     np.testing.assert_allclose(result.W, W0)
     np.testing.assert_allclose(result.H, 2.0 * H0)
 
