@@ -106,7 +106,7 @@ same = None
 if lazy and check:
     # the same fit on the data in memory, with the sample size "auto" chose
     from sklearn.base import clone
-    from skhsfm._lazy import default_sample_size
+    from skhsfm._utils.lazy import default_sample_size
     eager = clone(est)
     if "max_samples" in eager.get_params():
         eager.set_params(max_samples=default_sample_size(X))

@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE / "sphinxext"))
 from skhsfm_docs import write_cli_help  # noqa: E402
 
 import skhsfm  # noqa: E402
-from skhsfm._doc_link import DOCS_URL  # noqa: E402
+from skhsfm._utils.doc_link import DOCS_URL  # noqa: E402
 
 # -- Project -----------------------------------------------------------------
 

@@ -25,12 +25,12 @@ from numbers import Integral, Real
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 
-from skhsfm._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
-from skhsfm._docstrings import PARAMETER_DOCS, fill_doc
-from skhsfm._lazy import default_sample_size, sample_rows
 from skhsfm._linear import LinearHeadMixin, initial_head
 from skhsfm._pools import fit_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, fit_context
+from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
+from skhsfm._utils.docstrings import PARAMETER_DOCS, fill_doc
+from skhsfm._utils.lazy import default_sample_size, sample_rows
 from skhsfm._version import __version__
 
 __all__ = [

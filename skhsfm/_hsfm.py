@@ -412,7 +412,7 @@ class HSFMClassifier(InitializedHead):
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
         params = self._resolve_hyperparameters()
-        from skhsfm._torch import resolve_device
+        from skhsfm._utils.torch import resolve_device
 
         device = resolve_device(self.device)  # fail early on a bad device
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)

@@ -24,9 +24,9 @@ from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skhsfm._docstrings import fill_doc
-from skhsfm._lazy import check_lazy_X, is_dask_array, lazy_map_rows
 from skhsfm._logistic import scaled_logistic_regression
+from skhsfm._utils.docstrings import fill_doc
+from skhsfm._utils.lazy import check_lazy_X, is_dask_array, lazy_map_rows
 
 __all__ = ["LinearHead", "LinearHeadMixin", "logistic_regression"]
 

@@ -26,7 +26,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from skhsfm._torch import to_tensor
+from skhsfm._utils.torch import to_tensor
 
 __all__ = [
     "select_hard_set",

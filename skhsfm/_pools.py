@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from skhsfm._lazy import LazyRows, check_lazy_X, is_lazy, read_rows
+from skhsfm._utils.lazy import LazyRows, check_lazy_X, is_lazy, read_rows
 from skhsfm._validation import (
     FLOAT_DTYPES,
     check_finite,
@@ -69,7 +69,7 @@ class Pools:
     X, y, groups : support pool (``y`` encoded as 0..n_classes-1).
     X_hard, y_hard, groups_hard : hard pool.
         ``X`` and ``X_hard`` are numpy arrays, or
-        :class:`~skhsfm._lazy.LazyRows` (not read yet) when the head was given
+        :class:`~skhsfm._utils.lazy.LazyRows` (not read yet) when the head was given
         a dask array or memmap; :func:`read_pools` reads what a head needs.
     support_index : indices of the support pool into the ``X`` given to ``fit``.
     hard_index : indices of the hard pool into ``X`` when it was held out from
@@ -210,7 +210,7 @@ def make_pools(
     encoder : fitted ``LabelEncoder`` of the support-pool classes.
     view_support : bool, default=False
         Keep a support pool held out of an in-memory ``X`` as a
-        :class:`~skhsfm._lazy.LazyRows` view of ``X`` instead of a copy, for
+        :class:`~skhsfm._utils.lazy.LazyRows` view of ``X`` instead of a copy, for
         heads that only stream over it.
     """
     n_classes = encoder.classes_.shape[0]

@@ -13,7 +13,7 @@ from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from skhsfm._lazy import LazyRows, check_lazy_X, is_lazy
+from skhsfm._utils.lazy import LazyRows, check_lazy_X, is_lazy
 
 __all__ = [
     "FLOAT_DTYPES",
@@ -207,7 +207,7 @@ def validate_support_pool(estimator, X, y, groups):
 
     Sets ``n_features_in_`` on ``estimator`` (through ``validate_data``). A
     lazy ``X`` (dask array, memmap) is checked without being read and returned
-    as a :class:`~skhsfm._lazy.LazyRows`; its values are checked when rows are
+    as a :class:`~skhsfm._utils.lazy.LazyRows`; its values are checked when rows are
     read. ``y`` is always brought into memory.
     """
     if is_lazy(X):

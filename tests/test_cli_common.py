@@ -5,7 +5,7 @@ from io import StringIO
 
 import pytest
 
-from skhsfm._progress import NoBar
+from skhsfm._utils.progress import NoBar
 from skhsfm.cli._common import Reporter, collect_warnings
 
 

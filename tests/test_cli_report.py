@@ -4,7 +4,7 @@ import json
 import math
 import sys
 
-from skhsfm._table import format_table
+from skhsfm._utils.table import format_table
 from skhsfm.cli._report import (
     benchmark_footnotes,
     benchmark_table,

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 
 import skhsfm
 from skhsfm import HSFMClassifier
-from skhsfm._doc_link import DOCS_URL
+from skhsfm._utils.doc_link import DOCS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -383,7 +383,7 @@ def test_devices_that_cannot_hold_data_are_refused(data, device):
 
 
 def test_read_only_arrays_become_private_tensors():
-    from skhsfm._torch import to_tensor
+    from skhsfm._utils.torch import to_tensor
 
     for dtype in (np.float32, np.float64):
         array = np.arange(6, dtype=dtype)
@@ -465,7 +465,7 @@ def test_a_half_imported_torch_says_to_restart():
 
 
 def test_import_fully_detects_a_half_imported_package(tmp_path, monkeypatch):
-    from skhsfm._imports import HalfImportedError, import_fully
+    from skhsfm._utils.imports import HalfImportedError, import_fully
 
     package = tmp_path / "halfpkg"
     package.mkdir()
@@ -496,7 +496,7 @@ def test_import_fully_detects_a_half_imported_package(tmp_path, monkeypatch):
 
 def test_every_lazy_torch_import_goes_through_the_guard():
     """``import torch`` appears only in the guard itself and in modules that are
-    imported after it ran (_meta, loaded from fit after skhsfm._torch)."""
+    imported after it ran (_meta, loaded from fit after skhsfm._utils.torch)."""
     import ast
 
     import skhsfm
@@ -504,7 +504,7 @@ def test_every_lazy_torch_import_goes_through_the_guard():
     root = os.path.dirname(skhsfm.__file__)
     allowed = {
         "_imports.py",  # the guard
-        "_meta.py",  # imported by HSFM's fit after skhsfm._torch
+        "_meta.py",  # imported by HSFM's fit after skhsfm._utils.torch
         os.path.join("embedding", "_keys.py"),  # owned by the cache rework
     }
     offenders = []

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from skhsfm import _atomic
+from skhsfm._utils import atomic as _atomic
 from skhsfm.cli import main
 from skhsfm.cli._cache import cache_file, read_cache, write_cache
 from skhsfm.cli._common import CLIError

@@ -15,7 +15,7 @@ from sklearn.utils import Bunch
 import skhsfm.inspection
 from skhsfm import HSFMClassifier
 from skhsfm._sklearn_compat import InvalidParameterError
-from skhsfm._table import format_table
+from skhsfm._utils.table import format_table
 from skhsfm.datasets import make_spurious_embeddings
 from skhsfm.inspection import (
     EditProjection,

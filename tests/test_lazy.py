@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from skhsfm import HSFMClassifier
-from skhsfm._lazy import LazyRows, iter_row_blocks, read_rows
+from skhsfm._utils.lazy import LazyRows, iter_row_blocks, read_rows
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
 
 da = pytest.importorskip("dask.array")
@@ -98,7 +98,7 @@ def test_memmap_fits_like_memory(problem, tmp_path):
 
 
 def test_auto_sample_reads_a_bounded_share_of_lazy_X(problem, monkeypatch):
-    from skhsfm import _lazy
+    from skhsfm._utils import lazy as _lazy
 
     (X, y, g), (Xv, yv, gv) = problem
     monkeypatch.setattr(_lazy, "LAZY_SAMPLE_BYTES", 300 * 8 * 4)

@@ -331,7 +331,7 @@ def _train_grid(
     λ index, 0-based epoch) and per-epoch arrays ``loss``, ``worst``, ``mean``
     of shape (n_gamma, n_lambda, n_epochs).
     """
-    from skhsfm._torch import resolve_device, to_numpy, to_tensor, torch
+    from skhsfm._utils.torch import resolve_device, to_numpy, to_tensor, torch
 
     dev = resolve_device(device)
     n_gamma, n_lambda = weights.shape[0], len(lambdas)

@@ -7,9 +7,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from skhsfm._base import HeldOutHead, fill_doc
-from skhsfm._lazy import iter_row_blocks
 from skhsfm._pools import balanced_subsample, cell_labels, holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, l1_logistic_params
+from skhsfm._utils.lazy import iter_row_blocks
 from skhsfm.metrics._engine import selection_score
 
 __all__ = ["DFRClassifier"]
@@ -317,7 +317,7 @@ def _standardization(X, block_rows=4096):
     """Mean and scale of ``X`` as StandardScaler defines them (population
     standard deviation, 1 for constant features), streamed over row blocks.
 
-    ``X`` is an array or a lazy pool (:class:`~skhsfm._lazy.LazyRows`); both
+    ``X`` is an array or a lazy pool (:class:`~skhsfm._utils.lazy.LazyRows`); both
     give the same blocks, so the same statistics. Each block's mean and
     centred sum of squares (float64) are merged in order with Chan et al.'s
     update, so no float64 copy of ``X`` is made (StandardScaler's two-pass

@@ -7,8 +7,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils import check_random_state
 
 from skhsfm._base import BaseHead, fill_doc
-from skhsfm._lazy import default_sample_size, read_rows, sample_rows
 from skhsfm._sklearn_compat import Interval, StrOptions
+from skhsfm._utils.lazy import default_sample_size, read_rows, sample_rows
 from skhsfm._validation import validate_support_pool
 
 __all__ = ["ERMHeadClassifier"]

@@ -17,9 +17,9 @@ import os
 
 import numpy as np
 
-from skhsfm._atomic import atomic_write
-from skhsfm._hashing import array_digest
 from skhsfm._linear import LinearHead
+from skhsfm._utils.atomic import atomic_write
+from skhsfm._utils.hashing import array_digest
 
 __all__ = ["CacheInvalid", "cache_file", "read_cache", "write_cache"]
 

@@ -9,7 +9,7 @@ import os
 import sys
 import warnings
 
-from skhsfm._progress import NoBar, progress_bar
+from skhsfm._utils.progress import NoBar, progress_bar
 
 __all__ = [
     "CLIError",
@@ -59,7 +59,7 @@ class Reporter:
 
     Bars are shown only when tqdm is installed and ``stream`` is a terminal, as
     tqdm itself does by default; in a log file the one-line messages remain.
-    Bars come from :func:`skhsfm._progress.progress_bar`.
+    Bars come from :func:`skhsfm._utils.progress.progress_bar`.
     """
 
     def __init__(self, quiet=False, stream=None):
@@ -96,7 +96,7 @@ class Reporter:
             print(f"skhsfm: warning: {message}", file=self.stream, flush=True)
 
     def bar(self, total, desc, unit="it", leave=False):
-        """A tqdm bar, or a :class:`~skhsfm._progress.NoBar` that draws nothing."""
+        """A tqdm bar, or a :class:`~skhsfm._utils.progress.NoBar` (draws nothing)."""
         if not self._bars:
             return NoBar()
         return progress_bar(
@@ -129,7 +129,7 @@ class Reporter:
 
 def check_device(device):
     """Resolve ``--device``; an unusable device becomes a :class:`CLIError`."""
-    from skhsfm._torch import resolve_device
+    from skhsfm._utils.torch import resolve_device
 
     try:
         return resolve_device(device)
@@ -139,7 +139,7 @@ def check_device(device):
 
 def setup_torch(device, threads):
     """Resolve the device and set torch's CPU threads; ``(device, n_threads)``."""
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     resolved = check_device(device)
     if threads is not None:

@@ -1,11 +1,11 @@
 """What the ``skhsfm`` commands print and write.
 
-The printed tables (every one rendered by :func:`skhsfm._table.format_table`,
+The printed tables (every one rendered by :func:`skhsfm._utils.table.format_table`,
 as Markdown that also reads well in a terminal), ``results.md``,
 ``results.json``, the CSV files and the per-group figure. matplotlib is
 imported inside :func:`write_figure`; without it the figure is skipped.
 
-Files are written atomically (:mod:`skhsfm._atomic`): ``speed.json`` alone,
+Files are written atomically (:mod:`skhsfm._utils.atomic`): ``speed.json`` alone,
 and the benchmark's files as one set, so an output folder always holds one
 complete run, the previous one when writing the new one fails.
 """
@@ -15,8 +15,8 @@ import json
 import math
 import os
 
-from skhsfm._atomic import atomic_write, write_file_set
-from skhsfm._table import format_table
+from skhsfm._utils.atomic import atomic_write, write_file_set
+from skhsfm._utils.table import format_table
 
 __all__ = [
     "OUTPUT_FILES",
@@ -303,7 +303,7 @@ def write_benchmark_outputs(out, table, payload, title):
     the CSV files and the figure (titled ``title``). Returns ``{key: path}`` of
     the files written (no figure without matplotlib).
 
-    The files are written as one set (:func:`skhsfm._atomic.write_file_set`):
+    The files are written as one set (:func:`skhsfm._utils.atomic.write_file_set`):
     when any of them cannot be written, ``out`` keeps the previous run's files
     (none of the new ones) and the error propagates.
     """

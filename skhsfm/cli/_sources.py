@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skhsfm._hashing import array_digest
 from skhsfm._linear import LinearHead
+from skhsfm._utils.hashing import array_digest
 from skhsfm.cli._cache import CacheInvalid, cache_file, read_cache, write_cache
 from skhsfm.cli._common import CLIError
 from skhsfm.embedding._registry import parse_backbone

@@ -33,7 +33,7 @@ import sys
 
 import numpy as np
 
-from skhsfm._atomic import atomic_write
+from skhsfm._utils.atomic import atomic_write
 from skhsfm.cli._common import (
     CLIError,
     Reporter,

@@ -227,7 +227,7 @@ def _embed_rows(quick, device, reporter):
         }
     )
 
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
     from skhsfm.datasets import ERMBackbone, ImageTransform
 
     n = 256 if quick else 4096

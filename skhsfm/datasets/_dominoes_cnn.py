@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 
 from skhsfm._linear import LinearHead
 from skhsfm._sklearn_compat import Hidden, Interval, StrOptions, validate_params
-from skhsfm._torch import make_generator, resolve_device, to_numpy, torch
+from skhsfm._utils.torch import make_generator, resolve_device, to_numpy, torch
 
 __all__ = ["EpochRecord", "ERMBackbone", "ImageTransform", "train_dominoes_backbone"]
 

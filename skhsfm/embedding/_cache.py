@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from skhsfm._atomic import ensure_folder
+from skhsfm._utils.atomic import ensure_folder
 from skhsfm.embedding._keys import CACHE_FORMAT, image_keys
 
 __all__ = ["ENTRY_FORMAT", "EmbeddingStore", "cached_embeddings", "memory_location"]
@@ -43,7 +43,7 @@ def _write_atomically(path, write):
     """``write(file_object)`` to a temporary file next to ``path``, then rename it
     over ``path``; on failure ``path`` is untouched and the temporary removed.
 
-    ``skhsfm._atomic.atomic_write`` without its fsync: an entry is one small
+    ``skhsfm._utils.atomic.atomic_write`` without its fsync: an entry is one small
     file per image, thousands per call, and one that a crash leaves empty or
     short fails verification and is recomputed.
     """

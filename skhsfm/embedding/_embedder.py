@@ -15,10 +15,10 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from skhsfm._atomic import ensure_folder
-from skhsfm._doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
-from skhsfm._progress import progress_bar
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
+from skhsfm._utils.atomic import ensure_folder
+from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
+from skhsfm._utils.progress import progress_bar
 from skhsfm.embedding._cache import cached_embeddings
 from skhsfm.embedding._forward import embed_batches, l2_normalize
 from skhsfm.embedding._images import as_image_sequence
@@ -362,7 +362,7 @@ class BackboneEmbedder(TransformerMixin, BaseEstimator):
         return parse_backbone(self.backbone, model_name)
 
     def _device(self):
-        from skhsfm._torch import resolve_device
+        from skhsfm._utils.torch import resolve_device
 
         return resolve_device(self.device)
 

@@ -16,7 +16,7 @@ __all__ = ["autocast", "embed_batches", "flatten_output", "l2_normalize"]
 
 def autocast(device, precision):
     """``torch.autocast`` for ``precision="amp"`` (bfloat16 on CPUs), else a no-op."""
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     if precision != "amp":
         return contextlib.nullcontext()
@@ -31,7 +31,7 @@ def l2_normalize(embeddings):
 
 def flatten_output(output, n_images):
     """Check a backbone's output and bring it to shape (n_images, d)."""
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     if isinstance(output, np.ndarray):
         output = torch.from_numpy(output)
@@ -54,7 +54,7 @@ def flatten_output(output, n_images):
 
 
 def _stack(tensors):
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     tensors = [
         t if isinstance(t, torch.Tensor) else torch.as_tensor(t) for t in tensors
@@ -117,7 +117,7 @@ def embed_batches(
     bar : tqdm-like
         Updated with the number of images done.
     """
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     n_images = len(images)
     prefetcher = _Prefetcher(images, preprocess, batch_size, num_workers)

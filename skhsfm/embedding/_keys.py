@@ -1,6 +1,6 @@
 """Cache keys: fingerprints of a backbone configuration and of images.
 
-Array contents are digested with :func:`skhsfm._hashing.array_digest`, like
+Array contents are digested with :func:`skhsfm._utils.hashing.array_digest`, like
 every other cache in the package. joblib and torch are imported inside the
 functions.
 """
@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from skhsfm._hashing import array_digest
+from skhsfm._utils.hashing import array_digest
 
 __all__ = [
     "CACHE_FORMAT",

@@ -50,7 +50,7 @@ def seeded_init():
     ``fork_rng`` saves torch's CPU generator state and restores it on exit, so the
     caller's random stream is unchanged; models are built on the CPU.
     """
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
@@ -70,7 +70,7 @@ def looks_like_path(value):
 
 def read_state_dict(path):
     """Read a state_dict saved with ``torch.save`` or safetensors."""
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file

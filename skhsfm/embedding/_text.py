@@ -25,7 +25,7 @@ def encode_prompts(loaded, prompts, *, batch_size, device, precision):
 
     The tokenizer is built on first use and kept on ``loaded``.
     """
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     if loaded.tokenizer is None:
         loaded.tokenizer = loaded.make_tokenizer()

@@ -46,7 +46,7 @@ def list_models():
 
 def _find_head(model):
     """Name and module of the last ``nn.Linear``: the classifier to remove."""
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     head = None
     for name, module in model.named_modules():
@@ -103,7 +103,7 @@ def _weights(models, model_name, pretrained):
 
 def _ensure_download(weights, model_name):
     """Fail fast when the weights are not cached and cannot be downloaded."""
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
     ensure_downloadable(
@@ -126,7 +126,7 @@ def load_torchvision(name, pretrained, device):
         or None (random weights).
     device : torch.device
     """
-    from skhsfm._torch import torch
+    from skhsfm._utils.torch import torch
 
     models = _import_models()
     model_name = name.model_name

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skhsfm._sklearn_compat import validate_params
-from skhsfm._table import format_table
+from skhsfm._utils.table import format_table
 from skhsfm._validation import check_X
 from skhsfm.inspection._common import check_rows, check_width, support_arrays
 from skhsfm.inspection._plotting import MARKERS, finish, namer, new_figure, palette

@@ -6,7 +6,7 @@ from numbers import Real
 import numpy as np
 
 from skhsfm._sklearn_compat import Interval, validate_params
-from skhsfm._table import format_table
+from skhsfm._utils.table import format_table
 from skhsfm._validation import check_X
 from skhsfm.inspection._common import check_result, support_arrays
 from skhsfm.inspection._plotting import finish, namer, new_figure

@@ -6,7 +6,7 @@ from numbers import Integral
 import numpy as np
 
 from skhsfm._sklearn_compat import Interval, StrOptions, validate_params
-from skhsfm._table import format_table
+from skhsfm._utils.table import format_table
 from skhsfm._validation import check_X
 from skhsfm.inspection._common import (
     check_result,

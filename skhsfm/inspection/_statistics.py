@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from skhsfm._sklearn_compat import validate_params
-from skhsfm._table import format_table
+from skhsfm._utils.table import format_table
 from skhsfm._validation import check_X
 from skhsfm.inspection._common import (
     check_rows,

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skhsfm._table import format_table
+from skhsfm._utils.table import format_table
 from skhsfm.inspection._plotting import finish, new_figure
 
 __all__ = ["TrainingCurves", "plot_training_curves", "training_curves"]

@@ -4,7 +4,7 @@ from numbers import Real
 
 import numpy as np
 
-from skhsfm._docstrings import fill_doc
+from skhsfm._utils.docstrings import fill_doc
 from skhsfm._validation import check_labels
 from skhsfm.metrics._engine import check_targets, group_counts, unique_labels
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skhsfm._docstrings import fill_doc
-from skhsfm._table import format_table
+from skhsfm._utils.docstrings import fill_doc
+from skhsfm._utils.table import format_table
 from skhsfm.metrics._accuracy import weighted_mean
 from skhsfm.metrics._engine import check_targets, group_counts
 

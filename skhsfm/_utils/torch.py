@@ -1,17 +1,17 @@
 """Small torch helpers shared by the package: devices, generators, array <-> tensor.
 
 torch is imported here at module level, through
-:func:`skhsfm._imports.import_torch` (which refuses a half-imported torch);
+:func:`skhsfm._utils.imports.import_torch` (which refuses a half-imported torch);
 import this module only from code that really needs torch (``fit`` paths, the
 embedder), never from ``predict`` paths. Lazy call sites write
-``from skhsfm._torch import torch``.
+``from skhsfm._utils.torch import torch``.
 """
 
 import warnings
 
 import numpy as np
 
-from skhsfm._imports import import_torch
+from skhsfm._utils.imports import import_torch
 
 torch = import_torch()
 

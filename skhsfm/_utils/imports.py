@@ -1,7 +1,7 @@
 """Importing the heavy optional dependencies (torch) lazily, and safely.
 
 Every lazy ``import torch`` in the package goes through :func:`import_torch`
-(most call sites reach it through :mod:`skhsfm._torch`). Besides the install
+(most call sites reach it through :mod:`skhsfm._utils.torch`). Besides the install
 hint when torch is missing, it detects a *half-imported* torch: when a first
 ``import torch`` is interrupted (Ctrl-C in a notebook while ``fit`` imports it)
 or fails half-way, Python forgets the ``torch`` module but keeps the
