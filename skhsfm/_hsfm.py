@@ -438,7 +438,7 @@ class HSFMClassifier(InitializedHead):
         )
         (X_fit, X_support), X_hard = read_pools(pools, fit_rows, support)
         y_fit = pools.y if fit_rows is None else pools.y[fit_rows]
-        scale = _rms_scale(X_fit) if self.rescale else 1.0
+        scale = self._feature_scale(X_fit)
         weights = None
         if by_groups and pools.groups is not None:
             # the initial logistic regression weighs every (group, class) cell
@@ -507,20 +507,6 @@ def _cell_weights(cells):
     """Weights of mean 1 that give every cell the same total weight."""
     _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
     return cells.shape[0] / (counts.shape[0] * counts[inverse])
-
-
-def _rms_scale(X, block=4096):
-    """The scalar that brings the root-mean-square coordinate of ``X`` to 1.
-
-    Summed in float64 over row blocks, so a large float32 pool is neither
-    copied whole nor summed in float32.
-    """
-    total = 0.0
-    for start in range(0, X.shape[0], block):
-        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
-        total += float(rows @ rows)
-    rms = np.sqrt(total / X.size)
-    return 1.0 / rms if rms > 0 else 1.0
 
 
 def _draw_support(y, classes, support_size, rng, strata=None):

@@ -28,7 +28,7 @@ from skhsfm._logistic import scaled_logistic_regression
 from skhsfm._utils.docstrings import fill_doc
 from skhsfm._utils.lazy import check_lazy_X, is_dask_array, lazy_map_rows
 
-__all__ = ["LinearHead", "LinearHeadMixin", "logistic_regression"]
+__all__ = ["LinearHead", "LinearHeadMixin", "logistic_regression", "rms_scale"]
 
 
 def _scores(X, coef, intercept):
@@ -402,12 +402,96 @@ def softmax_head_proba(X, W, b):
 ERM_TOL = 1e-4
 
 
-def fit_erm_head(X, y, C=1.0, max_iter=1000, tol=ERM_TOL, sample_weight=None):
-    """Multinomial L2 logistic regression on ``(X, y)``; sklearn-convention
-    ``(coef, intercept)`` (one row for two classes)."""
-    model = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
-    model.fit(X, y, sample_weight=sample_weight)
-    return model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
+def rms_scale(X, *, name="X", block=4096):
+    """The scalar that brings the root-mean-square coordinate of ``X`` to 1.
+
+    The one scale convention of every head (``rescale=True``): the solvers
+    work on ``rms_scale(X) * X``, a problem of the same size whatever the
+    units of the embeddings, and the scalar is folded back into ``coef_``, so
+    ``X`` and ``c * X`` give the same predictions up to rounding.
+
+    Summed in float64 over row blocks, so a large float32 pool is neither
+    copied whole nor summed in float32. Sums of squares that overflow or
+    underflow float64 (entries beyond about 1e150 or below 1e-150) are redone
+    relative to the largest entry.
+
+    Raises
+    ------
+    ValueError
+        When every entry of ``X`` is 0 (nothing a head can learn from), or
+        the scale is not representable; the message names ``name``.
+    """
+    total = 0.0
+    for start in range(0, X.shape[0], block):
+        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
+        total += float(rows @ rows)
+    if 0.0 < total < np.inf:
+        return 1.0 / np.sqrt(total / X.size)
+    peak = 0.0
+    for start in range(0, X.shape[0], block):
+        rows = np.asarray(X[start : start + block], dtype=np.float64)
+        peak = max(peak, float(np.max(np.abs(rows), initial=0.0)))
+    if peak == 0.0:
+        raise ValueError(
+            f"{name} is all zeros ({X.shape[0]} rows x {X.shape[1]} features): "
+            "a linear head cannot learn from it. Check how the embeddings were "
+            "computed."
+        )
+    total = 0.0
+    for start in range(0, X.shape[0], block):
+        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
+        rows /= peak
+        total += float(rows @ rows)
+    with np.errstate(over="ignore"):
+        scale = 1.0 / (peak * np.sqrt(total / X.size))
+    if not 0.0 < scale < np.inf:
+        raise ValueError(
+            f"{name} has entries of size {peak:.3g}, too extreme to rescale in "
+            "float64; multiply it by a power of ten first."
+        )
+    return scale
+
+
+def fit_erm_head(
+    X,
+    y,
+    n_classes,
+    *,
+    C=1.0,
+    max_iter=1000,
+    tol=ERM_TOL,
+    sample_weight=None,
+    feature_scale=1.0,
+    fix="Increase erm_C's regularisation (lower erm_C) or pass init_coef.",
+):
+    """Multinomial L2 logistic regression of ``(feature_scale * X, y)``.
+
+    ``y`` holds the encoded labels ``0 .. n_classes - 1``, every class present.
+    At scale 1 it is scikit-learn's ``LogisticRegression``; at any other
+    scale the same objective and solver over row blocks of
+    ``feature_scale * X`` (:func:`skhsfm._logistic.scaled_logistic_regression`),
+    without a scaled copy of ``X``. ``fix`` ends the convergence warning.
+
+    Returns
+    -------
+    coef, intercept : ndarray
+        For ``feature_scale * X``, in scikit-learn's convention (one row for
+        two classes).
+    n_iter : int
+        L-BFGS iterations.
+    """
+    if feature_scale == 1.0:
+        model = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
+        model.fit(X, y, sample_weight=sample_weight)
+        return (
+            model.coef_.astype(np.float64),
+            model.intercept_.astype(np.float64),
+            int(np.max(model.n_iter_)),
+        )
+    return scaled_logistic_regression(
+        X, y, n_classes, C=C, scale=feature_scale, max_iter=max_iter, tol=tol,
+        sample_weight=sample_weight, return_n_iter=True, fix=fix,
+    )  # fmt: skip
 
 
 def check_init_head(init_coef, init_intercept, n_classes, n_features):
@@ -460,13 +544,10 @@ def initial_head(
     ``sample_weight`` (mean 1) weighs the rows of the regression.
     """
     if init_coef is None:
-        if feature_scale == 1.0:
-            coef, intercept = fit_erm_head(X, y, C=C, sample_weight=sample_weight)
-        else:
-            coef, intercept = scaled_logistic_regression(
-                X, y, n_classes, C=C, scale=feature_scale, tol=ERM_TOL,
-                sample_weight=sample_weight,
-            )  # fmt: skip
+        coef, intercept, _ = fit_erm_head(
+            X, y, n_classes, C=C, sample_weight=sample_weight,
+            feature_scale=feature_scale,
+        )  # fmt: skip
         return to_softmax_head(coef, intercept, n_classes)
     W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
     return W / feature_scale, b

@@ -86,6 +86,8 @@ def scaled_logistic_regression(
     tol=1e-4,
     block_rows=None,
     sample_weight=None,
+    return_n_iter=False,
+    fix="Increase erm_C's regularisation (lower erm_C) or pass init_coef.",
 ):
     """``LogisticRegression(C=C, tol=tol, max_iter=max_iter).fit(scale * X, y)``
     without forming ``scale * X``.
@@ -107,12 +109,19 @@ def scaled_logistic_regression(
     sample_weight : ndarray of shape (n_samples,) or None, default=None
         Per-row weights with mean 1 (so that ``C`` keeps its meaning), as
         ``LogisticRegression.fit(..., sample_weight=...)`` takes them.
+    return_n_iter : bool, default=False
+        Also return the number of L-BFGS iterations.
+    fix : str
+        What the convergence warning tells the user to do (it names the
+        caller's parameters).
 
     Returns
     -------
     coef : ndarray of shape (1, n_features) or (n_classes, n_features)
         For ``scale * X``, in scikit-learn's convention.
     intercept : ndarray of shape (1,) or (n_classes,)
+    n_iter : int
+        L-BFGS iterations, only with ``return_n_iter=True``.
     """
     n, d = X.shape
     if block_rows is None:
@@ -144,13 +153,16 @@ def scaled_logistic_regression(
     if result.status != 0:
         warnings.warn(
             "The initial logistic regression (lbfgs) did not converge: "
-            f"{result.message}. Increase erm_C's regularisation (lower erm_C) "
-            "or pass init_coef.",
+            f"{result.message}. {fix}",
             ConvergenceWarning,
             stacklevel=3,
         )
     w = result.x
     if n_classes == 2:
-        return w[None, :d].copy(), w[d:].copy()
-    full = w.reshape((n_classes, d + 1), order="F")
-    return full[:, :d].copy(), full[:, d].copy()
+        coef, intercept = w[None, :d].copy(), w[d:].copy()
+    else:
+        full = w.reshape((n_classes, d + 1), order="F")
+        coef, intercept = full[:, :d].copy(), full[:, d].copy()
+    if return_n_iter:
+        return coef, intercept, int(result.nit)
+    return coef, intercept

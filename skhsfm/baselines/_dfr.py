@@ -7,9 +7,11 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from skhsfm._base import HeldOutHead, fill_doc
+from skhsfm._linear import rms_scale
 from skhsfm._pools import balanced_subsample, cell_labels, holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, l1_logistic_params
 from skhsfm._utils.lazy import iter_row_blocks
+from skhsfm._validation import check_grid
 from skhsfm.metrics._engine import selection_score
 
 __all__ = ["DFRClassifier"]
@@ -186,12 +188,22 @@ class DFRClassifier(HeldOutHead):
         self.random_state = random_state
         self.store_models = store_models
 
+    def _check_params(self):
+        super()._check_params()
+        check_grid(self.Cs, "Cs", closed="neither")
+
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
-        Cs = _check_Cs(self.Cs)
+        Cs = check_grid(self.Cs, "Cs", closed="neither")
         if self.balance == "groups":
             _require_groups(X_val, groups, groups_val)
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
         _, X_hard = read_pools(pools)  # a lazy X: only the hard pool is read
+        # standardisation makes DFR scale-free; what is left to refuse is a
+        # hard pool without a non-zero value (nothing to learn from)
+        held_out = (
+            "X_val" if pools.hard_index is None else "the hard pool held out of X"
+        )
+        rms_scale(X_hard, name=held_out)
         balance_by = pools.groups_hard if self.balance == "groups" else None
         cells = cell_labels(pools.y_hard, balance_by)
 
@@ -286,15 +298,6 @@ class DFRClassifier(HeldOutHead):
         scores = np.asarray(scores)
         # ties go to the first C in the grid, as in the original script
         return Cs[int(np.argmax(scores))], scores, size
-
-
-def _check_Cs(Cs):
-    Cs = np.asarray(Cs, dtype=np.float64).ravel()
-    if Cs.shape[0] == 0 or not np.all(np.isfinite(Cs)) or np.any(Cs <= 0):
-        raise ValueError(
-            f"Cs must be a non-empty sequence of positive floats; got {Cs.tolist()}."
-        )
-    return [float(C) for C in Cs]
 
 
 def _require_groups(X_val, groups, groups_val):
