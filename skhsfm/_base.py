@@ -255,12 +255,27 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         before any work; subclasses extend it (calling ``super()``) and raise
         errors that name the parameters and the fix."""
 
+    #: Whether the solvers convert ``X`` to float32 before rescaling it (HSFM's
+    #: torch loop): ``X`` must then have a float32-sized scale.
+    _float32_X = False
+
     def _feature_scale(self, X, name="X"):
         """The scalar the head's solvers multiply ``X`` by: ``rms_scale(X)``
         with ``rescale=True`` (every head's one scale convention, folded back
         into ``coef_``), 1.0 with ``rescale=False``. All-zero ``X`` is refused
-        (naming ``name``)."""
-        return rms_scale(X, name=name) if self.rescale else 1.0
+        (naming ``name``), and so is an ``X`` that float32 cannot hold when
+        the head's solver converts to float32 first."""
+        if not self.rescale:
+            return 1.0
+        scale = rms_scale(X, name=name)
+        if self._float32_X and not 1e-30 <= 1.0 / scale <= 1e30:
+            raise ValueError(
+                f"{type(self).__name__} trains in float32, and the root-mean-square "
+                f"entry of {name} is {1.0 / scale:.3g}, beyond what float32 holds "
+                "well (1e-30 to 1e30). Multiply X (and X_val) by one constant "
+                "first: the predictions do not depend on it."
+            )
+        return scale
 
     def __getstate__(self):
         # Copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.

@@ -439,8 +439,8 @@ def rms_scale(X, *, name="X", block=4096):
         )
     total = 0.0
     for start in range(0, X.shape[0], block):
-        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
-        rows /= peak
+        # out of place: for float64 input, asarray gives a view of X itself
+        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel() / peak
         total += float(rows @ rows)
     with np.errstate(over="ignore"):
         scale = 1.0 / (peak * np.sqrt(total / X.size))

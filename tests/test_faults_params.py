@@ -91,6 +91,33 @@ def test_every_head_predicts_the_same_at_any_scale(
     )
 
 
+@pytest.mark.parametrize("factor", [1e-300, 1e300])
+@pytest.mark.parametrize("name", ["erm", "dfr", "afr"])
+def test_float64_heads_work_at_the_ends_of_float64(data, reference, name, factor):
+    # sums of squares over/underflow there: the statistics must be taken in
+    # another unit, without touching the caller's arrays
+    X, X_val, X_test = data[0] * factor, data[3] * factor, data[6] * factor
+    copies = X.copy(), X_val.copy()
+    head = _fit(HEADS[name](), X, data, X_val)
+    np.testing.assert_array_equal(X, copies[0])
+    np.testing.assert_array_equal(X_val, copies[1])
+    expected = reference[name].predict(data[6])
+    assert np.mean(head.predict(X_test) == expected) >= 0.99
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e300])
+def test_hsfm_refuses_what_float32_cannot_hold(data, factor):
+    X, X_val = data[0] * factor, data[3] * factor
+    with pytest.raises(ValueError, match="trains in float32.*Multiply X"):
+        _fit(HEADS["hsfm"](), X, data, X_val)
+
+
+def test_subnormal_embeddings_are_refused(data):
+    X = data[0] * 1e-310
+    with pytest.raises(ValueError, match="X has entries of size .* too extreme"):
+        _fit(HEADS["erm"](), X, data)
+
+
 @pytest.mark.parametrize("name", list(HEADS))
 def test_all_zero_embeddings_are_refused(data, name):
     X, X_val = data[0], data[3]

@@ -325,11 +325,16 @@ def _standardization(X, block_rows=4096):
     centred sum of squares (float64) are merged in order with Chan et al.'s
     update, so no float64 copy of ``X`` is made (StandardScaler's two-pass
     computation makes one); the result agrees with StandardScaler to about
-    1e-15 relative.
+    1e-15 relative. The sums run in a power-of-two unit of the first block
+    (:func:`_power_of_two_unit`), so any scale of ``X`` gives the same
+    standardised values.
     """
-    n, mean, m2 = 0, None, None
+    n, mean, m2, unit = 0, None, None, None
     for block in iter_row_blocks(X, block_rows):
         block = block.astype(np.float64)  # a copy: centred in place below
+        if unit is None:
+            unit = _power_of_two_unit(block)
+        block *= unit
         n_b = block.shape[0]
         mean_b = block.mean(axis=0)
         block -= mean_b
@@ -347,8 +352,21 @@ def _standardization(X, block_rows=4096):
     # StandardScaler's constant features: variance within rounding of zero
     eps = np.finfo(np.float64).eps
     constant = var <= n * eps * var + (n * mean * eps) ** 2
+    mean, scale = mean / unit, scale / unit
     scale[constant] = 1.0
     return mean, scale
+
+
+def _power_of_two_unit(block):
+    """The power of two that brings the largest entry of ``block`` into
+    [0.5, 1): the statistics are summed in that unit, so squares neither
+    overflow (entries near 1e300) nor underflow (near 1e-300), and, a power of
+    two being exact, the statistics of ordinary data are unchanged to the bit."""
+    peak = float(np.max(np.abs(block), initial=0.0))
+    if peak == 0.0:
+        return 1.0
+    exponent = np.frexp(peak)[1]
+    return float(np.ldexp(1.0, int(np.clip(-exponent, -1000, 1000))))
 
 
 def _standardized(X, rows, mean, scale, block_rows=4096):
