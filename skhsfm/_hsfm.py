@@ -192,11 +192,12 @@ class HSFMClassifier(InitializedHead):
         balances classes where groups are missing (0.2, which can stall).
     init_temperature : "auto" or float, default="auto"
         Divide the initial head by this temperature (its predictions do not
-        change, only its confidence). "auto": temperature scaling on the hard
-        pool (each group weighing the same), never below 1: an ERM head is
+        change, only its confidence). "auto" cools it as much as the larger
+        of two rules asks, never below 1: temperature scaling on the hard pool
+        (each group weighing the same), and a median margin (own logit minus
+        the largest other) of at most 2 on the support set. An ERM head is
         confident on its own training rows, and on a saturated softmax the
-        inner loop, and so the meta-gradient, vanish. 1.0 keeps the head as
-        fitted.
+        inner loop, and so the meta-gradient, vanish. 1.0 keeps the head.
     {device}
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out split, the group inference and the support-set
@@ -538,21 +539,17 @@ class HSFMClassifier(InitializedHead):
             # rows from, too noisy to select by: select by worst class then
             groups_select = pools.groups_hard[scored]
         W0, b0, temperature = start.W0, start.b0, 1.0
-        mode = getattr(self, "_exp_tmode", "margin")
-        if params["init_temperature"] == "auto" and mode == "margin":
-            temperature = margin_temperature(
-                W0,
-                b0,
-                start.X_support,
-                start.y_support,
-                start.scale,
-                getattr(self, "_exp_m0", 2.0),
-            )
-        elif params["init_temperature"] == "auto":
-            temperature = max(1.0, fit_temperature(
-                W0, b0, start.X_hard[hard], pools.y_hard[hard], start.scale,
-                None if hard_strata is None else hard_strata[hard],
-            ))  # fmt: skip
+        if params["init_temperature"] == "auto":
+            # cool until neither overconfident on the hard pool (temperature
+            # scaling, groups weighing the same) nor saturated on the support
+            # set (median margin 2), whichever asks for more
+            strata = None if hard_strata is None else hard_strata[hard]
+            temperature = max(
+                fit_temperature(W0, b0, start.X_hard[hard], pools.y_hard[hard],
+                                start.scale, strata),
+                margin_temperature(W0, b0, start.X_support, start.y_support,
+                                   start.scale),
+            )  # fmt: skip
         else:
             temperature = float(params["init_temperature"])
         W0, b0 = W0 / temperature, b0 / temperature
