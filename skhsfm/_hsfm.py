@@ -6,13 +6,17 @@ from numbers import Integral, Real
 import numpy as np
 
 from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
-from skhsfm._linear import fit_temperature, margin_temperature, to_sklearn_head
+from skhsfm._linear import to_sklearn_head
 from skhsfm._pools import (
     cell_labels,
     holdout_split,
 )
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions
-from skhsfm._start import keep_initial_unless_better, prepare_start
+from skhsfm._start import (
+    keep_initial_unless_better,
+    prepare_start,
+    start_temperature,
+)
 from skhsfm.metrics._engine import selection_score
 
 __all__ = ["HSFMClassifier", "PRESETS"]
@@ -538,21 +542,10 @@ class HSFMClassifier(InitializedHead):
             # error groups are a proxy of the minority, good enough to pick hard
             # rows from, too noisy to select by: select by worst class then
             groups_select = pools.groups_hard[scored]
-        W0, b0, temperature = start.W0, start.b0, 1.0
-        if params["init_temperature"] == "auto":
-            # cool until neither overconfident on the hard pool (temperature
-            # scaling, groups weighing the same) nor saturated on the support
-            # set (median margin 2), whichever asks for more
-            strata = None if hard_strata is None else hard_strata[hard]
-            temperature = max(
-                fit_temperature(W0, b0, start.X_hard[hard], pools.y_hard[hard],
-                                start.scale, strata),
-                margin_temperature(W0, b0, start.X_support, start.y_support,
-                                   start.scale),
-            )  # fmt: skip
-        else:
-            temperature = float(params["init_temperature"])
-        W0, b0 = W0 / temperature, b0 / temperature
+        temperature = start_temperature(
+            params["init_temperature"], start, pools.y_hard, hard, hard_strata
+        )
+        W0, b0 = start.W0 / temperature, start.b0 / temperature
 
         from skhsfm._meta import LoopSettings, run_hsfm
 

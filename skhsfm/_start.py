@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 
+from skhsfm._linear import fit_temperature, margin_temperature
 from skhsfm._pools import cell_labels, cell_weights, draw_support, read_pools
 from skhsfm.metrics._engine import group_counts
 
@@ -25,6 +26,7 @@ __all__ = [
     "keep_initial_unless_better",
     "prepare_start",
     "rms_scale",
+    "start_temperature",
 ]
 
 GIVEN, NONE = "given", "none"
@@ -92,6 +94,25 @@ def prepare_start(head, pools, params, rng, infer, by_groups):
         X_fit, y_fit, feature_scale=scale, sample_weight=weights
     )
     return Start(X_support, pools.y[support], support, X_hard, W0, b0, scale, sources)
+
+
+def start_temperature(setting, start, y_hard, hard, hard_strata):
+    """The temperature the initial head is divided by (``init_temperature``).
+
+    "auto" cools it until it is neither overconfident on the hard pool's rows
+    ``hard`` (temperature scaling, each stratum weighing the same) nor
+    saturated on the support set (median margin 2), whichever asks for more;
+    never below 1. A number is used as it is.
+    """
+    if setting != "auto":
+        return float(setting)
+    strata = None if hard_strata is None else hard_strata[hard]
+    return max(
+        fit_temperature(start.W0, start.b0, start.X_hard[hard], y_hard[hard],
+                        start.scale, strata),
+        margin_temperature(start.W0, start.b0, start.X_support, start.y_support,
+                           start.scale),
+    )  # fmt: skip
 
 
 def _infer_groups(inferrer, classes, X_fit, y_fit, groups_fit, X_hard, pools, rng):
