@@ -39,7 +39,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 
-from skhsfm._linear import LinearHeadMixin, initial_head, rms_scale
+from skhsfm._linear import LinearHeadMixin, initial_head
+from skhsfm._logistic import rms_scale
 from skhsfm._pools import fit_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, fit_context
 from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE

@@ -28,7 +28,7 @@ from skhsfm._logistic import scaled_logistic_regression
 from skhsfm._utils.docstrings import fill_doc
 from skhsfm._utils.lazy import check_lazy_X, is_dask_array, lazy_map_rows
 
-__all__ = ["LinearHead", "LinearHeadMixin", "logistic_regression", "rms_scale"]
+__all__ = ["LinearHead", "LinearHeadMixin", "logistic_regression"]
 
 
 def _scores(X, coef, intercept):
@@ -402,56 +402,6 @@ def softmax_head_proba(X, W, b):
 ERM_TOL = 1e-4
 
 
-def rms_scale(X, *, name="X", block=4096):
-    """The scalar that brings the root-mean-square coordinate of ``X`` to 1.
-
-    The one scale convention of every head (``rescale=True``): the solvers
-    work on ``rms_scale(X) * X``, a problem of the same size whatever the
-    units of the embeddings, and the scalar is folded back into ``coef_``, so
-    ``X`` and ``c * X`` give the same predictions up to rounding.
-
-    Summed in float64 over row blocks, so a large float32 pool is neither
-    copied whole nor summed in float32. Sums of squares that overflow or
-    underflow float64 (entries beyond about 1e150 or below 1e-150) are redone
-    relative to the largest entry.
-
-    Raises
-    ------
-    ValueError
-        When every entry of ``X`` is 0 (nothing a head can learn from), or
-        the scale is not representable; the message names ``name``.
-    """
-    total = 0.0
-    for start in range(0, X.shape[0], block):
-        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
-        total += float(rows @ rows)
-    if 0.0 < total < np.inf:
-        return 1.0 / np.sqrt(total / X.size)
-    peak = 0.0
-    for start in range(0, X.shape[0], block):
-        rows = np.asarray(X[start : start + block], dtype=np.float64)
-        peak = max(peak, float(np.max(np.abs(rows), initial=0.0)))
-    if peak == 0.0:
-        raise ValueError(
-            f"{name} is all zeros ({X.shape[0]} rows x {X.shape[1]} features): "
-            "a linear head cannot learn from it. Check how the embeddings were "
-            "computed."
-        )
-    total = 0.0
-    for start in range(0, X.shape[0], block):
-        # out of place: for float64 input, asarray gives a view of X itself
-        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel() / peak
-        total += float(rows @ rows)
-    with np.errstate(over="ignore"):
-        scale = 1.0 / (peak * np.sqrt(total / X.size))
-    if not 0.0 < scale < np.inf:
-        raise ValueError(
-            f"{name} has entries of size {peak:.3g}, too extreme to rescale in "
-            "float64; multiply it by a power of ten first."
-        )
-    return scale
-
-
 def fit_erm_head(
     X,
     y,
@@ -551,3 +501,46 @@ def initial_head(
         return to_softmax_head(coef, intercept, n_classes)
     W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
     return W / feature_scale, b
+
+
+def fit_temperature(W, b, X, y, feature_scale=1.0, strata=None):
+    """The temperature ``t`` that minimises the cross-entropy of the head
+    ``(W / t, b / t)`` on ``(feature_scale * X, y)`` (temperature scaling, Guo
+    et al., 2017), each stratum weighing the same when ``strata`` is given.
+
+    Dividing a head by ``t > 0`` leaves its predictions unchanged; it only
+    changes how confident they are. Searched on a log scale in
+    ``[exp(-3), exp(6)]``.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    Z = (np.asarray(X, dtype=np.float64) * feature_scale) @ W.T + b
+    picked = np.arange(y.shape[0]), y
+    if strata is None:
+        weights = np.full(y.shape[0], 1.0 / y.shape[0])
+    else:
+        _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+        weights = 1.0 / (counts.shape[0] * counts[inverse])
+
+    def loss(log_t):
+        return -(log_softmax(Z / np.exp(log_t), axis=1)[picked] @ weights)
+
+    found = minimize_scalar(loss, bounds=(-3.0, 6.0), method="bounded")
+    return float(np.exp(found.x))
+
+
+def margin_temperature(W, b, X, y, feature_scale=1.0, margin=2.0):
+    """The temperature ``t >= 1`` that brings the median margin of the head
+    ``(W / t, b / t)`` on ``(feature_scale * X, y)`` down to ``margin``.
+
+    A row's margin is its class's logit minus the largest other logit. A head
+    more confident than that on these rows is cooled; dividing a head by
+    ``t > 0`` leaves its predictions unchanged.
+    """
+    Z = (np.asarray(X, dtype=np.float64) * feature_scale) @ W.T + b
+    rows = np.arange(y.shape[0])
+    own = Z[rows, y]
+    Z[rows, y] = -np.inf
+    median = float(np.median(own - Z.max(axis=1)))
+    return max(1.0, median / margin)

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from skhsfm._base import HeldOutHead, fill_doc
-from skhsfm._linear import rms_scale
+from skhsfm._logistic import rms_scale
 from skhsfm._pools import balanced_subsample, cell_labels, holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, l1_logistic_params
 from skhsfm._utils.lazy import iter_row_blocks
