@@ -239,8 +239,6 @@ class AFRClassifier(InitializedHead):
         scale = self._feature_scale(X_fit)
         W0, b0 = self._initial_head(X_fit, y_fit, feature_scale=scale)
         del X_fit
-        if scale != 1.0:  # the grid trains on the rescaled hard pool too
-            X_hard = X_hard * np.asarray(scale, dtype=X_hard.dtype)
         reweight, select = holdout_split(
             pools.y_hard, pools.groups_hard, self.selection_fraction, rng
         )
@@ -253,7 +251,8 @@ class AFRClassifier(InitializedHead):
                 UserWarning,
             )
             reweight = select = np.arange(pools.y_hard.shape[0])
-        X_rw, y_rw = X_hard[reweight], pools.y_hard[reweight]
+        # the grid trains and selects on the rescaled hard pool too
+        X_rw, y_rw = _scaled_rows(X_hard, reweight, scale), pools.y_hard[reweight]
         p_true = _true_class_proba(X_rw, y_rw, W0, b0)
         weights = np.stack([_afr_weights(p_true, y_rw, g) for g in gammas])
         strata = pools.y_hard if pools.groups_hard is None else pools.groups_hard
@@ -264,7 +263,7 @@ class AFRClassifier(InitializedHead):
             lambdas,
             W0,
             b0,
-            X_hard[select],
+            _scaled_rows(X_hard, select, scale),
             pools.y_hard[select],
             np.unique(strata[select], return_inverse=True)[1],
             n_epochs=self.n_epochs,
@@ -292,6 +291,15 @@ class AFRClassifier(InitializedHead):
         self.reweight_indices_ = reweight
         self.selection_indices_ = select
         self.hard_pool_indices_ = pools.hard_index
+
+
+def _scaled_rows(X, rows, scale):
+    """``scale * X[rows]`` in ``X``'s dtype: the rows are gathered (a copy) and
+    scaled in place, so rescaling costs no memory beyond the gathered rows."""
+    out = X[rows]
+    if scale != 1.0:
+        out *= np.asarray(scale, dtype=out.dtype)
+    return out
 
 
 def _true_class_proba(X, y, W, b, block=1024):
