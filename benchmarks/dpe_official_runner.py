@@ -91,7 +91,7 @@ def member(out, n=600, d=32, n_classes=3, n_previous=2, epochs=5, seed=0):
     from skhsfm.baselines._dpe_core import (
         DPESettings,
         _batch_order,
-        _Data,
+        _device_data,
         _train_member,
         unit_rows,
     )
@@ -121,12 +121,8 @@ def member(out, n=600, d=32, n_classes=3, n_previous=2, epochs=5, seed=0):
         cov_reg=weight,
         device="cpu",
     )
-    data = _Data(
-        X=X_unit,
-        y=y_t,
-        strata=torch.tensor(np.unique(groups, return_inverse=True)[1]),
-        sizes=torch.tensor(np.bincount(groups), dtype=torch.float64),
-    )
+    strata = np.unique(groups, return_inverse=True)[1]
+    data = _device_data(X_unit.numpy(), y, strata, n_classes, "cpu")
     with torch.no_grad():
         (P, s, epoch, _), _ = _train_member(data, order, P0, previous, weight, settings)
     np.savez(

@@ -28,6 +28,7 @@ __all__ = [
     "ensemble_scores",
     "isomax_logits",
     "isomax_loss",
+    "member_gradient",
     "prototype_penalty",
     "run_dpe",
     "unit_rows",
@@ -274,12 +275,7 @@ def run_dpe(
     # intra-op threads to pay (measured on a busy 2-core machine: 1.6 ms per
     # step with one thread, 35-55 ms with two), so CPU fits run on one thread.
     with _threads_for(dev, 0), torch.no_grad():
-        data = _Data(
-            X=to_tensor(X_unit, dev),
-            y=to_tensor(y, dev, torch.long),
-            strata=to_tensor(strata, dev, torch.long),
-            sizes=to_tensor(np.bincount(strata), dev, torch.float64),
-        )
+        data = _device_data(X_unit, y, strata, n_classes, dev)
         for m in range(settings.n_members):
             rows, size = balanced_subsample(cells, random_state)
             P0 = random_state.normal(0.0, _INIT_STD, size=(n_classes, d))
@@ -314,12 +310,33 @@ def run_dpe(
 
 @dataclass(frozen=True)
 class _Data:
-    """The held-out rows on the device: training and selection data at once."""
+    """The held-out rows on the device: training and selection data at once.
+
+    ``sq_norms`` holds each row's squared norm (1, or 0 for a zero row) and
+    ``onehot`` its class as a one-hot row.
+    """
 
     X: object
     y: object
     strata: object
     sizes: object
+    sq_norms: object = None
+    onehot: object = None
+
+
+def _device_data(X_unit, y, strata, n_classes, dev):
+    from skhsfm._utils.torch import to_tensor, torch
+
+    X = to_tensor(X_unit, dev)
+    y = to_tensor(y, dev, torch.long)
+    return _Data(
+        X=X,
+        y=y,
+        strata=to_tensor(strata, dev, torch.long),
+        sizes=to_tensor(np.bincount(strata), dev, torch.float64),
+        sq_norms=X.pow(2).sum(1),
+        onehot=torch.nn.functional.one_hot(y, n_classes).to(X.dtype),
+    )
 
 
 def _batch_order(rows, batch_size, n_epochs, random_state):
@@ -335,12 +352,73 @@ def _batch_order(rows, batch_size, n_epochs, random_state):
     return order[:, : n_batches * batch].reshape(n_epochs, n_batches, batch)
 
 
-def _member_loss(X, y, P, s, previous, weight, settings):
-    loss = isomax_loss(isomax_logits(X, P, s), y, settings.entropic_scale)
-    loss = loss + prototype_penalty(P, settings.prototype_penalty)
-    if previous is not None:
-        loss = loss + weight * diversity_loss(P, previous)
-    return loss
+def member_gradient(X, Y, sq_norms, P, s, diversity_direction, weight, settings):
+    """One batch's training loss and its gradient in ``(P, s)``, in closed form.
+
+    The loss is ``isomax_loss(isomax_logits(X, P, s), y, E) +
+    prototype_penalty(P, w) + weight * diversity_loss(P, Q)``; this returns
+    what autograd gives through those functions (checked in the tests), with
+    a fifth of the operations.
+
+    With ``u_c = p_c / ||p_c||``, ``D_ic = ||x_i - u_c|| = sqrt(|x_i|^2 + 1 -
+    2 x_i.u_c)``, logits ``Z = -E |s| D`` and ``G = (softmax(Z) - Y) / B``
+    (the gradient of the mean cross-entropy in ``Z``):
+
+    - ``dL/d|s| = -E sum(G * D)``, and ``dL/ds = sign(s) dL/d|s|``;
+    - ``dL/du_c = sum_i E |s| G_ic / D_ic x_i`` (through ``x.u``; the part
+      along ``u_c`` from ``|u_c|^2`` is removed by the next step anyway);
+    - ``dL/dp_c = (g - u_c (u_c.g)) / ||p_c||`` for ``g = dL/du_c`` (the
+      Jacobian of the normalisation), plus ``2 w p_c / C`` (the penalty);
+    - the diversity term is ``weight |sum_c p_c.r_c| / C`` with ``r_c =
+      sum_j q_jc / ((d - 1)(m + 1))`` (``diversity_direction``), whose
+      gradient is ``weight sign(.) r_c / C``.
+
+    A zero distance gives a zero gradient (as ``cdist``'s backward does).
+
+    Parameters
+    ----------
+    X : Tensor (B, d)
+        Unit (or zero) rows of the batch.
+    Y : Tensor (B, n_classes)
+        Their one-hot classes.
+    sq_norms : Tensor (B,)
+        ``|x_i|^2`` (1, or 0 for a zero row).
+    P : Tensor (n_classes, d)
+    s : Tensor (1,)
+    diversity_direction : Tensor (n_classes, d) or None
+        ``r`` above; None without earlier members.
+    weight : float
+        Weight of the diversity term.
+    settings : DPESettings
+
+    Returns
+    -------
+    loss : Tensor (0-d)
+    grad_P : Tensor (n_classes, d)
+    grad_s : Tensor (1,)
+    """
+    import torch
+
+    n_classes, E = P.shape[0], settings.entropic_scale
+    norm = P.norm(dim=1, keepdim=True).clamp_min_(_NORM_EPS)
+    U = P / norm
+    sq = (X @ U.T).mul_(-2).add_(sq_norms[:, None]).add_(U.pow(2).sum(1))
+    D = sq.clamp_min_(0).sqrt_()
+    scale = s.abs()
+    log_p = torch.log_softmax(D * (-E * scale), dim=1)
+    G = log_p.exp().sub_(Y).div_(X.shape[0])
+    grad_s = (G * D).sum().mul_(-E) * torch.sign(s)
+    grad_U = (G * D.reciprocal().nan_to_num_(posinf=0.0)).T @ X
+    grad_U *= E * scale
+    grad_P = grad_U.sub_(U * (U * grad_U).sum(1, keepdim=True)).div_(norm)
+    penalty = settings.prototype_penalty
+    grad_P.add_(P, alpha=2.0 * penalty / n_classes)
+    loss = -(log_p * Y).sum() / X.shape[0] + penalty * P.pow(2).sum(1).mean()
+    if diversity_direction is not None:
+        inner = (P * diversity_direction).sum() / n_classes
+        grad_P.add_(diversity_direction * (torch.sign(inner) * (weight / n_classes)))
+        loss = loss + weight * inner.abs()
+    return loss, grad_P, grad_s
 
 
 def _selection_scores(data, P, s):
@@ -367,38 +445,40 @@ def _isomax_logits_mm(X_unit, prototypes, scale):
 def _train_member(data, order, P0, previous, weight, settings):
     """One member: momentum SGD over ``order``'s batches, selected per epoch.
 
-    Returns ``(best, curves)``: ``best = (P, s, epoch, worst)`` at the last
-    epoch with the best worst-stratum accuracy, ``curves = (loss, worst,
-    mean)`` per epoch.
+    ``previous`` holds the earlier members' prototypes ``(n_classes, m, d)``
+    (None for none). Returns ``(best, curves)``: ``best = (P, s, epoch,
+    worst)`` at the last epoch with the best worst-stratum accuracy,
+    ``curves = (loss, worst, mean)`` per epoch.
     """
     import torch
 
     P, s = P0.clone(), torch.ones(1, dtype=P0.dtype, device=P0.device)
+    direction = None
+    if previous is not None:
+        m, d = previous.shape[1:]
+        direction = previous.sum(1) / (max(d - 1, 1) * (m + 1))
     velocity = None
     best_P, best_s = P.clone(), s.clone()
     best_worst = torch.zeros((), dtype=torch.float64, device=P.device)
     best_epoch = torch.zeros((), dtype=torch.long, device=P.device)
     curves = torch.empty((3, order.shape[0]), dtype=torch.float64, device=P.device)
     for epoch in range(order.shape[0]):
+        rows = order[epoch]
+        X, Y, sq = data.X[rows], data.onehot[rows], data.sq_norms[rows]
         epoch_loss = torch.zeros((), dtype=torch.float64, device=P.device)
-        for rows in order[epoch]:
-            with torch.enable_grad():
-                P.requires_grad_(True)
-                s.requires_grad_(True)
-                loss = _member_loss(
-                    data.X[rows], data.y[rows], P, s, previous, weight, settings
-                )
-                grads = torch.autograd.grad(loss, (P, s))
-            P, s = P.detach(), s.detach()
+        for k in range(rows.shape[0]):
+            loss, grad_P, grad_s = member_gradient(
+                X[k], Y[k], sq[k], P, s, direction, weight, settings
+            )
             # torch.optim.SGD(momentum=0.9): the first step's buffer is the gradient
             if velocity is None:
-                velocity = [g.clone() for g in grads]
+                velocity = [grad_P, grad_s]
             else:
-                for v, g in zip(velocity, grads):
-                    v.mul_(settings.momentum).add_(g)
+                velocity[0].mul_(settings.momentum).add_(grad_P)
+                velocity[1].mul_(settings.momentum).add_(grad_s)
             P = P - settings.learning_rate * velocity[0]
             s = s - settings.learning_rate * velocity[1]
-            epoch_loss += loss.detach()
+            epoch_loss += loss
         worst, mean = _selection_scores(data, P, s)
         better = worst >= best_worst  # official: ties go to the later epoch
         best_P = torch.where(better, P, best_P)
