@@ -445,3 +445,16 @@ def test_batch_order_drops_the_last_incomplete_batch():
     assert not np.array_equal(order[0], order[1])  # a fresh shuffle each epoch
     # fewer rows than a batch: one batch of all of them
     assert _batch_order(np.arange(10), 32, 2, rng).shape == (2, 1, 10)
+
+
+def test_prediction_in_row_blocks_is_the_same(fitted, problem):
+    from skhsfm.baselines._dpe_core import ensemble_scores
+
+    Xt = problem[2][0]
+    args = (fitted.prototypes_, fitted.distance_scales_, True)
+    np.testing.assert_allclose(
+        ensemble_scores(Xt, *args, block_rows=7),
+        ensemble_scores(Xt, *args),
+        rtol=1e-12,
+        atol=1e-14,
+    )

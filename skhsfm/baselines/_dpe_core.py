@@ -97,14 +97,24 @@ def ensemble_log_proba(X_unit, prototypes, scales):
     return logsumexp(log_softmax(logits, axis=2), axis=1) - np.log(n_members)
 
 
-def ensemble_scores(X, prototypes, scales, standardize):
+def ensemble_scores(X, prototypes, scales, standardize, block_rows=4096):
     """Ensemble scores of raw rows: log-odds of ``classes_[1]`` for two
     classes, else the log-probabilities (both give ``predict`` by the linear
-    heads' rules, and the probabilities through sigmoid / softmax)."""
-    log_proba = ensemble_log_proba(unit_rows(X, standardize), prototypes, scales)
-    if log_proba.shape[1] == 2:
-        return log_proba[:, 1] - log_proba[:, 0]
-    return log_proba
+    heads' rules, and the probabilities through sigmoid / softmax).
+
+    Computed ``block_rows`` rows at a time, so that the float64 unit rows and
+    distances of a block, not of all of ``X``, are held at once.
+    """
+    n_classes = prototypes.shape[1]
+    out = np.empty((X.shape[0], n_classes))
+    for start in range(0, X.shape[0], block_rows):
+        rows = slice(start, start + block_rows)
+        out[rows] = ensemble_log_proba(
+            unit_rows(X[rows], standardize), prototypes, scales
+        )
+    if n_classes == 2:
+        return out[:, 1] - out[:, 0]
+    return out
 
 
 # ----------------------------------------------------------------- torch
