@@ -8,6 +8,10 @@ Runs in the separate environment that has ``dpe`` installed (not skhsfm's);
     ``feats_val.npy``, ``feats_test.npy`` and a metadata CSV). Fits, predicts
     the test split, and writes ``JOB/result.npz``: the test probabilities,
     the ensemble (prototypes, distance scales) and the seconds of each phase.
+    With ``"fast_eval": true`` in the job, the official per-epoch validation
+    (all of ``eval_metrics`` through a data loader) is replaced by
+    :func:`fast_evaluate`, which gives the same worst-group accuracy, so the
+    same fit, in a fraction of the time (for accuracy runs; never timed).
 
 ``member OUT``
     Fidelity of one member's training: trains one IsoMax+ member with the
@@ -25,11 +29,35 @@ import numpy as np
 import torch
 
 
+def fast_evaluate(model, eval_loader, device="cuda"):
+    """What the official ``_evaluate`` returns that training reads (the
+    validation worst-group accuracy), in one forward pass.
+
+    The same value: the same head on the same rows (the distances are
+    computed row by row, so batching does not change them), hits counted per
+    group. It draws the one number from torch's global generator that
+    iterating the official data loader draws, so the fit after it is the
+    same too.
+    """
+    torch.empty((), dtype=torch.int64).random_()  # DataLoader.__iter__'s seed
+    ds = eval_loader.dataset
+    feats = torch.tensor(ds.feats[ds.idx], dtype=torch.float)
+    model.eval()
+    with torch.no_grad():
+        pred = model(feats).softmax(1).argmax(1).numpy()
+    y, g = np.asarray(ds.y), np.asarray(ds.g)
+    worst = min(np.mean(pred[g == k] == y[g == k]) for k in np.unique(g))
+    return {"min_group": {"accuracy": worst}}
+
+
 def fit(job):
+    import dpe.core
     from dpe import DPE
 
     with open(os.path.join(job, "job.json")) as f:
         args = json.load(f)
+    if args.pop("fast_eval", False):
+        dpe.core._evaluate = fast_evaluate
     tic = time.perf_counter()
     model = DPE(**args)  # loads the features, seeds the global generators
     loaded = time.perf_counter()

@@ -149,18 +149,25 @@ class DPEClassifier(HeldOutHead):
       epoch; the official ``drop_last`` loader makes no step at all then
       (members stay at their random start).
     - The loss uses ``log_softmax`` (the official takes the log of a softmax,
-      which gives ``inf`` when a probability underflows); the per-epoch
-      selection uses the matrix-product form of the distances (the same
-      argmax); training uses the direct distance, as the official.
+      which gives ``inf`` when a probability underflows).
+    - Each SGD step computes the loss and its gradient in closed form
+      (``member_gradient`` in ``skhsfm/baselines/_dpe_core.py``) from the
+      matrix-product form of the distances, ``sqrt(|x|^2 + 1 - 2 x.u)``,
+      instead of autograd through ``torch.cdist``'s direct form: the same
+      gradient to rounding (checked against autograd in the tests), at a
+      third of the cost per step. A member trained this way and one trained
+      by the official ``_train_prototypes`` from the same start and batches
+      agree to float32 rounding (``benchmarks/bench_dpe.py --member-check``).
     - A row with all entries equal becomes the zero vector (the official
       standardisation divides 0 by 0); one-dimensional embeddings divide the
       diversity penalty by 1 instead of ``d - 1 = 0``.
     - Without ``X_val``, the hard pool is ``validation_fraction`` of ``X``
       (the official code always trains on a validation split).
     - The official per-epoch evaluation (all metrics of the validation split
-      through a data loader) is replaced by one matrix product per epoch;
-      training batches are gathered from tensors kept on the device. The
-      same number of members, epochs and steps runs.
+      through a data loader) is replaced by one matrix product per epoch
+      giving the same worst-group accuracy; training batches are gathered
+      from tensors kept on the device, and CPU fits run on one torch thread.
+      The same number of members, epochs and steps runs.
 
     References
     ----------
