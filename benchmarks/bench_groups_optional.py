@@ -332,6 +332,28 @@ def check_targets(table, problems, seeds):
             )
 
 
+def fit_times(problems, seeds, cache, repeats=3):
+    """Median fit seconds of HSFM 0.2 and of the current defaults, in turn on
+    the same data in the same process, per data situation; and their ratio."""
+    print(f"\nfit times (median of {repeats} fits x {len(seeds)} seeds per problem)")
+    for problem in problems:
+        for situation in ("both", "val", "none"):
+            times = {"hsfm-0.2": [], "hsfm": []}
+            for seed in seeds:
+                data = (
+                    dominoes(cache, seed)
+                    if problem == "dominoes"
+                    else synthetic(problem, seed)
+                )
+                for _ in range(repeats):
+                    for method in times:
+                        record, _ = run_one(data, "", method, situation, 1.0, seed)
+                        times[method].append(record["seconds"])
+            old, new = (statistics.median(times[m]) for m in ("hsfm-0.2", "hsfm"))
+            print(f"  {problem:16s} {situation:5s} HSFM 0.2 {old:6.2f} s   now "
+                  f"{new:6.2f} s   ratio {new / old:4.2f}")  # fmt: skip
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -344,12 +366,20 @@ def main():
     parser.add_argument("--out", default="groups_optional.jsonl")
     parser.add_argument("--rst", metavar="FILE", help="also write the table as rst")
     parser.add_argument(
+        "--time",
+        action="store_true",
+        help="only time HSFM 0.2 against the current defaults (quiet machine)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="print the tables from --out without fitting",
     )
     args = parser.parse_args()
     problems = (["dominoes"] if args.dominoes else []) + list(args.synthetic)
+    if args.time:
+        fit_times(problems, args.seeds, args.dominoes)
+        return
     if not args.report_only:
         collect(problems, args.seeds, args.dominoes, args.out)
     table = load(args.out, problems, args.seeds)
