@@ -20,7 +20,7 @@ Prints one line per case (``ok`` or ``LEFT``, the case, what happened) and the
 totals: tried / handled / left. Exit status 0 (it measures, it does not gate).
 
 Run: ``python benchmarks/hostile_battery.py [--only WORD] [--quiet]``
-(about a minute on two idle CPU cores; 274 cases).
+(about half a minute on two CPU cores; 347 cases).
 """
 
 import argparse
@@ -37,7 +37,12 @@ import joblib
 import numpy as np
 
 from skhsfm import HSFMClassifier
-from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
+from skhsfm.baselines import (
+    AFRClassifier,
+    DFRClassifier,
+    DPEClassifier,
+    ERMHeadClassifier,
+)
 from skhsfm.datasets import make_spurious_embeddings
 
 HEADS = {
@@ -55,6 +60,9 @@ HEADS = {
             **kw,
         }
     ),  # fmt: skip
+    "DPE": lambda **kw: DPEClassifier(
+        **{"n_members": 2, "n_epochs": 3, "device": "cpu", "random_state": 0, **kw}
+    ),
     "HSFM": lambda **kw: HSFMClassifier(
         **{
             "n_epochs": 2,
@@ -82,6 +90,17 @@ NUMERIC = {
         "erm_C",
         "max_samples",
     ],  # fmt: skip
+    "DPE": [
+        "n_members",
+        "n_epochs",
+        "learning_rate",
+        "batch_size",
+        "entropic_scale",
+        "prototype_penalty",
+        "diversity_penalty",
+        "diversity_decay",
+        "validation_fraction",
+    ],
     "HSFM": [
         "support_size",
         "hard_size",
@@ -238,14 +257,26 @@ def combination_cases():
                 "max_samples",
             ),
         )
-    for head in ("DFR", "HSFM"):
+    for head, kw in (("DFR", {}), ("DPE", {}), ("HSFM", {"group_inference": None})):
         yield (
-            f"{head}(balance='groups') without groups",
-            lambda h=head: error_naming(
-                lambda: fit(HEADS[h](balance="groups"), groups=None, groups_val=None),
+            f"{head}(balance='groups'{''.join(f', {k}={v}' for k, v in kw.items())})"
+            " without groups",
+            lambda h=head, kw=kw: error_naming(
+                lambda: fit(
+                    HEADS[h](balance="groups", **kw), groups=None, groups_val=None
+                ),
                 "groups",
             ),
         )
+
+    def inferred():
+        # HSFM infers missing groups by default (group_inference="auto")
+        head = fit(HEADS["HSFM"](balance="groups"), groups=None, groups_val=None)
+        ok, text = sound(head)
+        source = head.groups_source_
+        return ok and "given" not in source.values(), f"{text}; {source}"
+
+    yield "HSFM(balance='groups') without groups: inferred", inferred
     yield (
         "HSFM y_val without X_val",
         lambda: error_naming(
@@ -306,7 +337,7 @@ def input_cases():
             f"{head}: one row 1e9 times the others",
             lambda h=head, x=outlier: sound(fit(HEADS[h](), x)),
         )
-        if head in ("AFR", "HSFM"):
+        if head in ("AFR", "DPE", "HSFM"):
             for device in ("bogus", "cuda:7"):
                 yield (
                     f"{head}(device={device!r})",
@@ -404,11 +435,11 @@ def file_cases(folder):
         with open(path, "rb") as handle:
             data = handle.read()
         with open(path, "wb") as handle:
-            handle.write(_flip(data, head_of(name).coef_))
+            handle.write(_flip(data, _weights(head_of(name))))
         return error_naming(lambda: joblib.load(path), "damaged")
 
     def pickle_flip(name):
-        data = _flip(pickle.dumps(head_of(name)), head_of(name).intercept_)
+        data = _flip(pickle.dumps(head_of(name)), _weights(head_of(name), 1))
         return error_naming(lambda: pickle.loads(data), "damaged")
 
     def skops_flip(name):
@@ -435,6 +466,17 @@ def file_cases(folder):
         yield f"{name}: a flipped bit in a pickle", lambda n=name: pickle_flip(n)
         yield f"{name}: a flipped byte in a skops file", lambda n=name: skops_flip(n)
         yield f"{name}: an intact pickle", lambda n=name: intact(n)
+
+
+def _weights(head, which=0):
+    """A fitted array of ``head`` to damage: ``coef_`` / ``intercept_`` of a
+    linear head, ``prototypes_`` / ``distance_scales_`` of DPE's ensemble."""
+    names = (
+        ("prototypes_", "distance_scales_")
+        if hasattr(head, "prototypes_")
+        else ("coef_", "intercept_")
+    )
+    return getattr(head, names[which])
 
 
 def _leaks(run):

@@ -17,7 +17,12 @@ import pytest
 
 import skhsfm._base
 from skhsfm import HSFMClassifier
-from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
+from skhsfm.baselines import (
+    AFRClassifier,
+    DFRClassifier,
+    DPEClassifier,
+    ERMHeadClassifier,
+)
 from skhsfm.datasets import make_spurious_embeddings
 
 HEADS = {
@@ -123,6 +128,32 @@ def test_all_zero_embeddings_are_refused(data, name):
     X, X_val = data[0], data[3]
     with pytest.raises(ValueError, match="all zeros"):
         _fit(HEADS[name](), np.zeros_like(X), data, np.zeros_like(X_val))
+
+
+def _dpe():
+    return DPEClassifier(n_members=2, n_epochs=3, device="cpu", random_state=0)
+
+
+@pytest.mark.parametrize(
+    "factor, dtype", [(1e-12, np.float64), (1e12, np.float64), (1e-12, np.float32)]
+)
+def test_dpe_predicts_the_same_at_any_scale(data, factor, dtype):
+    # DPE's heads see unit rows: no coef_ to fold a scale into, the same fit
+    X, X_val, X_test = data[0], data[3], data[6]
+    ref = _fit(_dpe(), X, data, X_val)
+
+    def scaled(A):
+        return (A * factor).astype(dtype)
+
+    head = _fit(_dpe(), scaled(X), data, scaled(X_val))
+    assert np.mean(head.predict(scaled(X_test)) == ref.predict(X_test)) >= 0.99
+    np.testing.assert_allclose(head.prototypes_, ref.prototypes_, atol=1e-4)
+
+
+def test_dpe_refuses_all_zero_embeddings(data):
+    X, X_val = data[0], data[3]
+    with pytest.raises(ValueError, match="X_val is all zeros"):
+        _fit(_dpe(), np.zeros_like(X), data, np.zeros_like(X_val))
 
 
 @pytest.mark.parametrize("name", DRAWING)
