@@ -1,11 +1,11 @@
 """Projection: the support set, its edits and the hard set on two PCA axes."""
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from skhsfm._sklearn_compat import validate_params
+from skhsfm._utils.deprecation import warn_deprecated
 from skhsfm._utils.table import format_table
 from skhsfm._validation import check_X
 from skhsfm.inspection._common import check_rows, check_width, support_arrays
@@ -223,13 +223,12 @@ def _projection_from_estimator(estimator, X, y, attribute, support_attribute):
             "plot_edit_projection takes the EditProjection returned by "
             f"edit_projection(...); got {type(estimator).__name__}."
         )
-    warnings.warn(
-        "plot_edit_projection(estimator, X, ...) is deprecated in 0.2 and will be "
-        "removed in 0.3; call edit_projection(estimator, X, y=..., attribute=..., "
+    warn_deprecated(
+        "plot_edit_projection(estimator, X, ...)",
+        "call edit_projection(estimator, X, y=..., attribute=..., "
         "support_attribute=...) first and pass its result: "
         "plot_edit_projection(edit_projection(estimator, X, ...)) or "
-        "edit_projection(estimator, X, ...).plot().",
-        FutureWarning,
+        "edit_projection(estimator, X, ...).plot()",
         stacklevel=3,
     )
     return edit_projection(
