@@ -7,7 +7,7 @@ import numpy as np
 
 from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
 from skhsfm._linear import to_sklearn_head
-from skhsfm._pools import cell_labels, holdout_split, read_pools
+from skhsfm._pools import cell_labels, read_pools, selection_split
 from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm.metrics._engine import selection_score
 
@@ -372,33 +372,6 @@ class HSFMClassifier(InitializedHead):
             raise AttributeError("'HSFMClassifier' object has no attribute 'history_'")
         return RenamedKeys(self._history, {"outer_loss": ("loss", "0.3")})
 
-    def _selection_split(self, pools, rng):
-        """Positions in the hard pool of the rows the hard sets come from and of
-        the rows that select the epoch (None: the same rows, as in the paper).
-
-        Only a hard pool held out of ``X`` is split (``selection_fraction``):
-        it is small, and selecting on the rows training fits would reward
-        fitting them.
-        """
-        everything = np.arange(pools.y_hard.shape[0])
-        if pools.hard_index is None or self.selection_fraction is None:
-            return everything, None
-        hard, select = holdout_split(
-            pools.y_hard, pools.groups_hard, self.selection_fraction, rng
-        )
-        if select.shape[0] == 0 or len(np.unique(pools.y_hard[hard])) < len(
-            self.classes_
-        ):
-            warnings.warn(
-                "HSFM selects its epoch on a part of the held-out rows, but no "
-                "class or group has two held-out rows to split; selecting on the "
-                "rows training uses instead (optimistic). Pass X_val or raise "
-                "validation_fraction.",
-                UserWarning,
-            )
-            return everything, None
-        return hard, select
-
     def _resolve_hyperparameters(self):
         base = (
             _DEFAULTS
@@ -448,7 +421,11 @@ class HSFMClassifier(InitializedHead):
         W0, b0 = self._initial_head(
             X_fit, y_fit, feature_scale=scale, sample_weight=weights
         )
-        hard, select = self._selection_split(pools, rng)
+        # only a hold-out of X is split: it is small, and selecting on the rows
+        # training fits would reward fitting them
+        hard, select = selection_split(
+            pools, self.selection_fraction, rng, method="HSFM", split_X_val=False
+        )
         hard_strata = None
         if by_groups and pools.groups_hard is not None:
             hard_strata = cell_labels(pools.y_hard, pools.groups_hard)

@@ -30,6 +30,7 @@ __all__ = [
     "holdout_split",
     "make_pools",
     "read_pools",
+    "selection_split",
 ]
 
 
@@ -58,6 +59,60 @@ def holdout_split(y, groups, validation_fraction, random_state):
     mask = np.ones(y.shape[0], dtype=bool)
     mask[hard_idx] = False
     return np.flatnonzero(mask), hard_idx
+
+
+def selection_split(
+    pools, selection_fraction, random_state, *, method, split_X_val=True
+):
+    """Split a head's hard pool into the rows it trains on and the rows that
+    select (its epoch, its hyperparameters), stratified by group or class.
+
+    Selecting on the very rows a head fits would reward fitting them, most of
+    all the few minority rows of a small pool; every held-out head that
+    selects keeps this part apart, drawn the same way.
+
+    Parameters
+    ----------
+    pools : Pools
+    selection_fraction : float in (0, 1) or None
+        Share of every group (class) of the hard pool kept to select on. None:
+        no split.
+    random_state : numpy RandomState
+        Drawn from only when the pool is split.
+    method : str
+        The head's name, for the warning.
+    split_X_val : bool, default=True
+        Whether a hard pool given as ``X_val`` is split too; False splits only
+        a hard pool held out of ``X`` (HSFM selects on ``X_val`` whole, as the
+        paper does).
+
+    Returns
+    -------
+    train : ndarray of int
+        Sorted positions in the hard pool of the rows to train on (all of them
+        when ``select`` is None).
+    select : ndarray of int or None
+        Sorted positions of the rows to select on, or None to select on
+        ``train``: no split was asked for, or no class or group had two rows
+        to split (with a warning).
+    """
+    y, groups = pools.y_hard, pools.groups_hard
+    everything = np.arange(y.shape[0])
+    if selection_fraction is None or (pools.hard_index is None and not split_X_val):
+        return everything, None
+    train, select = holdout_split(y, groups, selection_fraction, random_state)
+    if select.shape[0] == 0 or np.unique(y[train]).shape[0] < np.unique(y).shape[0]:
+        warnings.warn(
+            f"{method} selects on a part of its hard pool (selection_fraction="
+            f"{selection_fraction}), but no class or group has two held-out rows "
+            "to split; selecting on the rows it trains on instead (optimistic). "
+            "Pass more held-out data: a larger X_val, or without X_val a larger "
+            "validation_fraction.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return everything, None
+    return train, select
 
 
 @dataclass

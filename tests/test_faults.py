@@ -138,7 +138,7 @@ def _interruptions():
         # inside the model-selection callback of HSFM's loop, second epoch
         "hsfm": (skhsfm._hsfm, "selection_score", 2),
         # AFR's grid training, after the pools and classes_ were set
-        "afr": (skhsfm.baselines._afr, "_train_grid", 1),
+        "afr": (skhsfm.baselines._afr, "run_afr", 1),
         # DFR's second subsample, after best_C_ was chosen
         "dfr": (skhsfm.baselines._dfr, "balanced_subsample", 2),
         "erm": (skhsfm.baselines._erm, "LogisticRegression", 1),
