@@ -26,6 +26,8 @@ __all__ = [
     "Pools",
     "balanced_subsample",
     "cell_labels",
+    "cell_weights",
+    "draw_support",
     "fit_pools",
     "holdout_split",
     "make_pools",
@@ -101,7 +103,10 @@ def selection_split(
     if selection_fraction is None or (pools.hard_index is None and not split_X_val):
         return everything, None
     train, select = holdout_split(y, groups, selection_fraction, random_state)
-    if select.shape[0] == 0 or np.unique(y[train]).shape[0] < np.unique(y).shape[0]:
+    # every class of the fit must keep training rows (the support pool holds
+    # every class of the fit: a hold-out never takes a class's only row)
+    n_classes = np.unique(pools.y).shape[0]
+    if select.shape[0] == 0 or np.unique(y[train]).shape[0] < n_classes:
         warnings.warn(
             f"{method} selects on a part of its hard pool (selection_fraction="
             f"{selection_fraction}), but no class or group has two held-out rows "
@@ -398,3 +403,43 @@ def read_pools(pools, *support_rows):
         [(pools.X, rows) for rows in support_rows] + [(pools.X_hard, None)]
     )
     return arrays[:-1], arrays[-1]
+
+
+def cell_weights(cells):
+    """Weights of mean 1 that give every cell the same total weight."""
+    _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    return cells.shape[0] / (counts.shape[0] * counts[inverse])
+
+
+def draw_support(y, classes, support_size, rng, strata=None):
+    """Draw ``support_size`` indices into the encoded labels ``y`` per class, or
+    per (group, class) cell when ``strata`` (the support pool's groups) is given.
+
+    Per class (the paper) a class with fewer rows is drawn with replacement,
+    with a warning. Per cell, small cells (minority groups) are drawn with
+    replacement so that every cell weighs the same in the support set.
+    """
+    if strata is not None:
+        cells = cell_labels(y, strata)
+        picked = []
+        for c in np.unique(cells):
+            members = np.flatnonzero(cells == c)
+            replace = members.shape[0] < support_size
+            picked.append(rng.choice(members, size=support_size, replace=replace))
+        return np.concatenate(picked)
+    picked = []
+    for k in range(classes.shape[0]):
+        members = np.flatnonzero(y == k)
+        replace = members.shape[0] < support_size
+        if replace:
+            label = (
+                classes[k].item() if isinstance(classes[k], np.generic) else classes[k]
+            )
+            warnings.warn(
+                f"support_size={support_size} is larger than class {label!r}'s "
+                f"{members.shape[0]} examples in the support pool; sampling that "
+                "class with replacement. Lower support_size to avoid duplicates.",
+                UserWarning,
+            )
+        picked.append(rng.choice(members, size=support_size, replace=replace))
+    return np.concatenate(picked)

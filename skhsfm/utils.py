@@ -19,8 +19,14 @@ Adding a head is its module, its test and one registry line
 from dataclasses import dataclass, field
 
 from skhsfm._hsfm import HSFMClassifier
-from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
+from skhsfm.baselines import (
+    AFRClassifier,
+    DFRClassifier,
+    DPEClassifier,
+    ERMHeadClassifier,
+)
 from skhsfm.embedding import BackboneEmbedder
+from skhsfm.groups import GroupInferrer, InferredGroupsClassifier
 
 __all__ = ["all_estimators"]
 
@@ -40,8 +46,9 @@ class _Entry:
     ----------
     estimator : type
         The estimator class.
-    type : {"classifier", "transformer"}
-        Its scikit-learn type.
+    type : {"classifier", "transformer"} or None
+        Its scikit-learn type; None for an estimator of none of them (it is
+        listed only when ``type_filter`` is None).
     key : str or None, default=None
         A head's short name: its ``skhsfm benchmark --methods`` name and the
         prefix of its budget option. None: not a head the benchmark compares.
@@ -60,7 +67,7 @@ class _Entry:
     """
 
     estimator: type
-    type: str
+    type: str | None
     key: str | None = None
     label: str | None = None
     budget: tuple | None = None
@@ -75,7 +82,7 @@ class _Entry:
     @property
     def parameters(self):
         """The names of the estimator's parameters (``get_params``)."""
-        return frozenset(self.estimator().get_params(deep=False))
+        return frozenset(self.check_instance().get_params(deep=False))
 
     @property
     def budget_option(self):
@@ -105,10 +112,25 @@ _REGISTRY = (
         dict(_FAST_AFR, random_state=0),
     ),
     _Entry(
+        DPEClassifier, "classifier", "dpe", "DPE", None, "optional",
+        # the checks' data have 2 features: standardising each row over its
+        # own entries maps every row to +-(1, -1)/sqrt(2), so the checks run
+        # DPE on the raw rows (standardize_rows=True is tested in test_dpe.py)
+        dict(n_members=3, n_epochs=5, standardize_rows=False, device="cpu",
+             random_state=0),
+    ),
+    _Entry(
         HSFMClassifier, "classifier", "hsfm", "HSFM", ("epochs", "n_epochs"),
         "optional", dict(_FAST_HSFM, random_state=0),
     ),
     _Entry(BackboneEmbedder, "transformer"),
+    _Entry(GroupInferrer, None, check_params=dict(random_state=0)),
+    _Entry(
+        InferredGroupsClassifier, "classifier",
+        check_params=dict(
+            estimator=DFRClassifier(n_models=2, random_state=0), random_state=0
+        ),
+    ),
 )  # fmt: skip
 
 #: The values ``type_filter`` takes.
@@ -156,7 +178,7 @@ def all_estimators(type_filter=None):
             default=None
         Which estimators to list: ``"classifier"`` and ``"transformer"`` as in
         scikit-learn; ``"head"`` the group-robust linear heads that
-        ``skhsfm benchmark`` compares (ERM head, DFR, AFR, HSFM). A list gives
+        ``skhsfm benchmark`` compares (ERM head, DFR, AFR, DPE, HSFM). A list gives
         the estimators of any of its types; None every estimator.
 
     Returns
@@ -171,8 +193,11 @@ def all_estimators(type_filter=None):
     Examples
     --------
     >>> from skhsfm.utils import all_estimators
-    >>> [name for name, _ in all_estimators(type_filter="head")]
-    ['AFRClassifier', 'DFRClassifier', 'ERMHeadClassifier', 'HSFMClassifier']
+    >>> heads = [name for name, _ in all_estimators(type_filter="head")]
+    >>> heads[:3]
+    ['AFRClassifier', 'DFRClassifier', 'DPEClassifier']
+    >>> heads[3:]
+    ['ERMHeadClassifier', 'HSFMClassifier']
     >>> [name for name, _ in all_estimators(type_filter="transformer")]
     ['BackboneEmbedder']
     """

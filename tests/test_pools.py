@@ -22,14 +22,15 @@ def _pools(y, groups=None, held_out_of_X=True):
     given as X_val (``hard_index`` None)."""
     y = np.asarray(y)
     n = y.shape[0]
+    classes = np.unique(y)  # the support pool: one row of every class
     return Pools(
-        X=np.zeros((0, 2)),
-        y=np.zeros(0, dtype=int),
+        X=np.zeros((classes.shape[0], 2)),
+        y=classes,
         groups=None,
         X_hard=np.zeros((n, 2)),
         y_hard=y,
         groups_hard=None if groups is None else np.asarray(groups),
-        support_index=np.zeros(0, dtype=int),
+        support_index=np.arange(classes.shape[0]),
         hard_index=np.arange(n) + 100 if held_out_of_X else None,
     )
 
@@ -82,6 +83,18 @@ def test_selection_split_of_a_pool_too_small_warns_and_selects_on_all():
         )
     assert select is None
     np.testing.assert_array_equal(train, [0, 1, 2])
+
+
+def test_selection_split_warns_when_a_class_of_the_fit_has_no_hard_rows():
+    """A class the hard pool lacks (its one row stayed in the support pool)
+    leaves the rows to train on without it: select on every row instead."""
+    pools = _pools([0, 0, 0, 0, 1, 1, 1, 1])
+    pools.y = np.array([0, 1, 2])
+    with pytest.warns(UserWarning, match="AFR selects on a part of its hard pool"):
+        train, select = selection_split(
+            pools, 0.5, np.random.RandomState(0), method="AFR"
+        )
+    assert select is None and train.shape == (8,)
 
 
 # ------------------------------------------------------------ holdout_split

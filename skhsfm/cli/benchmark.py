@@ -9,7 +9,8 @@ report (:mod:`skhsfm.cli._report`).
 The methods are the heads registered in :mod:`skhsfm.utils`: their
 ``--methods`` names, table labels and budget options come from the registry,
 and each head gets the arguments its parameters take (``random_state``,
-``device``, ``init_coef``/``init_intercept``, ``preset``).
+``device``, ``init_coef``/``init_intercept``); with ``--preset`` a head that
+has presets is built by its ``from_preset``.
 
 The parser (:func:`add_parser`), the checked settings
 (:class:`BenchmarkSettings`) and the run (:func:`run`) are in this module.
@@ -460,13 +461,9 @@ def _arguments(entry, seed, init, settings):
     """The arguments ``skhsfm benchmark`` gives the head of registry line
     ``entry``: the ones among its parameters of ``random_state`` (the seed),
     ``device``, ``init_coef``/``init_intercept`` (the :class:`~skhsfm.LinearHead`
-    ``init``; None: the head's default start), ``preset``, and its budget."""
+    ``init``; None: the head's default start) and its budget."""
     takes = entry.parameters
-    given = {
-        "random_state": seed,
-        "device": str(settings.device),
-        "preset": settings.preset,
-    }
+    given = {"random_state": seed, "device": str(settings.device)}
     if init is not None:
         given.update(init_coef=init.coef, init_intercept=init.intercept)
     if entry.key in settings.budgets:
@@ -481,19 +478,30 @@ def _arguments(entry, seed, init, settings):
 def _estimators(methods, seed, init, settings):
     """``[(label, estimator)]`` for the requested methods, in table order."""
     return [
-        (
-            _label(entry.key, settings),
-            entry.estimator(**_arguments(entry, seed, init, settings)),
-        )
+        (_label(entry.key, settings), _build(entry, seed, init, settings))
         for entry in _HEADS
         if entry.key in methods
     ]
 
 
+def _build(entry, seed, init, settings):
+    """The head of registry line ``entry``; with ``--preset``, a head that has
+    presets (a ``from_preset`` constructor) is built from the preset, the
+    benchmark's arguments overriding it."""
+    arguments = _arguments(entry, seed, init, settings)
+    if settings.preset is not None and _has_presets(entry):
+        return entry.estimator.from_preset(settings.preset, **arguments)
+    return entry.estimator(**arguments)
+
+
+def _has_presets(entry):
+    return callable(getattr(entry.estimator, "from_preset", None))
+
+
 def _label(method, settings):
     """The table label of a ``--methods`` name."""
     (entry,) = [entry for entry in _HEADS if entry.key == method]
-    if settings.preset is not None and "preset" in entry.parameters:
+    if settings.preset is not None and _has_presets(entry):
         return f"{entry.label} (preset {settings.preset})"
     return entry.label
 
