@@ -43,6 +43,7 @@ from skhsfm._linear import LinearHeadMixin, initial_head
 from skhsfm._logistic import rms_scale
 from skhsfm._pools import fit_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, fit_context
+from skhsfm._utils.deprecation import warn_deprecated
 from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._utils.docstrings import PARAMETER_DOCS, fill_doc
 from skhsfm._utils.hashing import state_digest
@@ -415,11 +416,10 @@ class RenamedKeys(dict):
     def __missing__(self, key):
         if key in self._renamed:
             new, version = self._renamed[key]
-            warnings.warn(
-                f"history_[{key!r}] was renamed history_[{new!r}] in 0.2 and will "
-                f"be removed in {version}; use history_[{new!r}].",
-                FutureWarning,
-                stacklevel=2,
+            warn_deprecated(
+                f"history_[{key!r}]",
+                f"it was renamed history_[{new!r}]: use history_[{new!r}]",
+                removed_in=version,
             )
             return self[new]
         raise KeyError(key)

@@ -1,9 +1,6 @@
 """HSFMClassifier: Hard-Set-Guided Feature-Space Meta-Learning as an estimator."""
 
-import warnings
 from numbers import Integral, Real
-
-import numpy as np
 
 from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
 from skhsfm._linear import to_sklearn_head
@@ -14,6 +11,7 @@ from skhsfm._start import (
     prepare_start,
     start_temperature,
 )
+from skhsfm._utils.deprecation import warn_deprecated
 from skhsfm.metrics._engine import group_counts, selection_score
 
 __all__ = ["HSFMClassifier", "PRESETS"]
@@ -467,12 +465,11 @@ class HSFMClassifier(InitializedHead):
         params = {name: getattr(self, name) for name in names}
         if self.preset is None:
             return params
-        warnings.warn(
-            "HSFMClassifier(preset=...) is deprecated in 0.2 and will be removed "
-            f"in 0.3; use HSFMClassifier.from_preset({self.preset!r}, ...), "
-            "whose values get_params() shows.",
-            FutureWarning,
-            stacklevel=4,
+        warn_deprecated(
+            "HSFMClassifier(preset=...)",
+            f"use HSFMClassifier.from_preset({self.preset!r}, ...), whose values "
+            "get_params() shows",
+            stacklevel=3,
         )
         defaults = {**_DEFAULTS, "group_inference": "auto", "init_temperature": "auto"}
         preset = {**PRESETS[self.preset], **_PAPER_LOOP}
@@ -506,14 +503,11 @@ class HSFMClassifier(InitializedHead):
                 "balance='auto' to fall back to classes where groups are unknown."
             )
         start = prepare_start(self, pools, params, rng, infer, by_groups)
-        hard, select = np.arange(pools.y_hard.shape[0]), None
-        if pools.hard_index is not None and self.selection_fraction is not None:
-            # only a hold-out of X is split: it is small, and selecting on the
-            # rows training fits would reward fitting them
-            hard, select = selection_split(
-                pools.y_hard, pools.groups_hard, self.selection_fraction, rng,
-                self.classes_.shape[0], "HSFM selects its epoch",
-            )  # fmt: skip
+        # only a hold-out of X is split: it is small, and selecting on the rows
+        # training fits would reward fitting them
+        hard, select = selection_split(
+            pools, self.selection_fraction, rng, method="HSFM", split_X_val=False
+        )
         hard_strata = None
         if by_groups and pools.groups_hard is not None:
             hard_strata = cell_labels(pools.y_hard, pools.groups_hard)

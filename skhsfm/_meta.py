@@ -347,7 +347,9 @@ def run_hsfm(
     device,
     log=None,
 ):
-    """The HSFM epoch loop.
+    """The HSFM epoch loop: the driver of :func:`_set_up` (the inputs on the
+    device), :func:`_epoch` (one epoch's step), :func:`_evaluate` (scoring)
+    and :func:`_checkpoint` (the best epoch so far, as numpy).
 
     Parameters
     ----------
@@ -388,69 +390,39 @@ def run_hsfm(
     -------
     MetaResult
     """
-    n_classes = W0.shape[0]
     with _threads_for(device, H0.shape[0] * H0.shape[1]):
-
-        def tensor(a, dtype=torch.float32):
-            return to_tensor(a, device, dtype)
-
-        # out of place: to_tensor may share memory with the caller's arrays
-        H = tensor(H0) * feature_scale
-        Y = torch.nn.functional.one_hot(
-            tensor(y_support, torch.long), n_classes
-        ).float()
-        W, b = tensor(W0).clone(), tensor(b0).clone()
-        held_out = tensor(X_hard)  # may share memory with X_hard: not in place
-        Xh = _scaled_rows(held_out, hard_rows, feature_scale)
-        Xs = None
-        if select_rows is not None:
-            Xs = _scaled_rows(held_out, select_rows, feature_scale)
-        del held_out
-        if hard_rows is not None:
-            y_hard = y_hard[hard_rows]
-            hard_strata = None if hard_strata is None else hard_strata[hard_rows]
-        yh = tensor(y_hard, torch.long)
-        Yh = torch.nn.functional.one_hot(yh, n_classes).float()
-        strata = None if hard_strata is None else tensor(hard_strata, torch.long)
-
-        support_opt = Adam([H], lr=settings.outer_lr)
-        head_opt = Adam([W, b], lr=settings.inner_lr)
-        keys = ("epoch", "loss", "worst_group_accuracy", "mean_accuracy", "seconds")
-        history = {key: [] for key in keys}
+        loop = _set_up(
+            H0, y_support, W0, b0, X_hard, y_hard, settings,
+            hard_strata=hard_strata, hard_rows=hard_rows, select_rows=select_rows,
+            feature_scale=feature_scale, device=device,
+        )  # fmt: skip
+        history = {key: [] for key in _HISTORY}
         best, stale = None, 0
-        with torch.no_grad():
-            logits = _logits(Xh, W, b)
-            if Xs is not None:
-                # the initial head is a candidate too: training must beat it
-                pred = _logits(Xs, W, b).argmax(1).cpu().numpy()
-                best = (0, score(pred)[0], W0, b0, H0, np.zeros(0, dtype=np.int64))
+        logits, pred = _evaluate(loop)
+        if loop.Xs is not None:
+            # the initial head is a candidate too: training must beat it
+            best = _Checkpoint(
+                0,
+                score(pred)[0],
+                W0,
+                b0,
+                np.asarray(H0, dtype=np.float64) * feature_scale,  # the loop's scale
+                np.zeros(0, dtype=np.int64),
+            )
         for epoch in range(1, settings.n_epochs + 1):
             start = time.perf_counter()
-            hard, outer_loss = _epoch(
-                H, Y, W, b, Xh, yh, Yh, strata, logits, support_opt, head_opt,
-                settings,
-            )  # fmt: skip
-            with torch.no_grad():
-                # the new head's logits: scored now, and pick the next hard set
-                logits = _logits(Xh, W, b)
-                scored = logits if Xs is None else _logits(Xs, W, b)
-                pred = scored.argmax(1).cpu().numpy()
+            hard, outer_loss = _epoch(loop, logits, settings)
+            # the new head's logits: scored now, and pick the next hard set
+            logits, pred = _evaluate(loop)
             selection, accuracy = score(pred)
             seconds = time.perf_counter() - start
             for key, value in zip(
-                keys, (epoch, outer_loss, selection, accuracy, seconds)
+                _HISTORY, (epoch, outer_loss, selection, accuracy, seconds)
             ):
                 history[key].append(value)
-            stale = 0 if best is None or selection > best[1] else stale + 1
-            if best is None or selection >= best[1]:
-                best = (
-                    epoch,
-                    selection,
-                    W.cpu().numpy().copy(),
-                    b.cpu().numpy().copy(),
-                    H.cpu().numpy().copy(),
-                    hard.cpu().numpy().copy(),
-                )
+            stale = 0 if best is None or selection > best.score else stale + 1
+            if best is None or selection >= best.score:
+                best = _checkpoint(loop, epoch, selection, hard)
             if log is not None:
                 log(
                     f"epoch {epoch:3d}/{settings.n_epochs}  outer loss "
@@ -460,19 +432,89 @@ def run_hsfm(
             patience = settings.n_iter_no_change
             if patience is not None and stale >= patience:
                 break
-        best_epoch, selection, W_best, b_best, H_best, hard_best = best
-        if best_epoch == 0:  # numpy inputs, and H on the loop's scale
-            H_best = np.asarray(H0, dtype=np.float64) * feature_scale
         return MetaResult(
-            np.asarray(W_best, dtype=np.float64),
-            np.asarray(b_best, dtype=np.float64),
-            np.asarray(H_best, dtype=np.float64),
-            hard_best,
-            best_epoch,
-            selection,
+            np.asarray(best.W, dtype=np.float64),
+            np.asarray(best.b, dtype=np.float64),
+            np.asarray(best.H, dtype=np.float64),
+            best.hard_set,
+            best.epoch,
+            best.score,
             epoch,
             {key: np.asarray(values) for key, values in history.items()},
         )
+
+
+#: The keys of the per-epoch history, in order.
+_HISTORY = ("epoch", "loss", "worst_group_accuracy", "mean_accuracy", "seconds")
+
+
+@dataclass
+class _Loop:
+    """The state of one run on the device: the support set ``H`` (one-hot
+    labels ``Y``), the head ``(W, b)``, the hard pool ``Xh`` (labels ``yh``,
+    one-hot ``Yh``, strata codes or None), the rows that select the epoch
+    ``Xs`` (None: the hard pool), and the two Adam states (support set,
+    head), all kept across epochs."""
+
+    H: torch.Tensor
+    Y: torch.Tensor
+    W: torch.Tensor
+    b: torch.Tensor
+    Xh: torch.Tensor
+    yh: torch.Tensor
+    Yh: torch.Tensor
+    strata: object
+    Xs: object
+    support_opt: Adam
+    head_opt: Adam
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """The selected state so far, as numpy: its epoch (0: the initial head),
+    its selection score, the head, the support set on the loop's scale and the
+    epoch's hard set."""
+
+    epoch: int
+    score: float
+    W: np.ndarray
+    b: np.ndarray
+    H: np.ndarray
+    hard_set: np.ndarray
+
+
+def _set_up(
+    H0, y_support, W0, b0, X_hard, y_hard, settings, *,
+    hard_strata, hard_rows, select_rows, feature_scale, device,
+):  # fmt: skip
+    """Move the inputs to the device as the loop's state (:class:`_Loop`);
+    the arguments are :func:`run_hsfm`'s."""
+    n_classes = W0.shape[0]
+
+    def tensor(a, dtype=torch.float32):
+        return to_tensor(a, device, dtype)
+
+    # out of place: to_tensor may share memory with the caller's arrays
+    H = tensor(H0) * feature_scale
+    Y = torch.nn.functional.one_hot(tensor(y_support, torch.long), n_classes).float()
+    W, b = tensor(W0).clone(), tensor(b0).clone()
+    held_out = tensor(X_hard)  # may share memory with X_hard: not in place
+    Xh = _scaled_rows(held_out, hard_rows, feature_scale)
+    Xs = None
+    if select_rows is not None:
+        Xs = _scaled_rows(held_out, select_rows, feature_scale)
+    del held_out
+    if hard_rows is not None:
+        y_hard = y_hard[hard_rows]
+        hard_strata = None if hard_strata is None else hard_strata[hard_rows]
+    yh = tensor(y_hard, torch.long)
+    Yh = torch.nn.functional.one_hot(yh, n_classes).float()
+    strata = None if hard_strata is None else tensor(hard_strata, torch.long)
+    return _Loop(
+        H, Y, W, b, Xh, yh, Yh, strata, Xs,
+        support_opt=Adam([H], lr=settings.outer_lr),
+        head_opt=Adam([W, b], lr=settings.inner_lr),
+    )  # fmt: skip
 
 
 def _scaled_rows(X, positions, scale):
@@ -483,8 +525,29 @@ def _scaled_rows(X, positions, scale):
     return X[torch.as_tensor(positions, dtype=torch.long, device=X.device)].mul_(scale)
 
 
-def _epoch(H, Y, W, b, Xh, yh, Yh, strata, logits, support_opt, head_opt, settings):
-    """One HSFM epoch, updating ``H`` and the head ``(W, b)`` in place.
+def _evaluate(loop):
+    """The head's logits on the hard pool (they pick the next hard set) and its
+    predictions (numpy) on the rows that select the epoch."""
+    with torch.no_grad():
+        logits = _logits(loop.Xh, loop.W, loop.b)
+        scored = logits if loop.Xs is None else _logits(loop.Xs, loop.W, loop.b)
+        return logits, scored.argmax(1).cpu().numpy()
+
+
+def _checkpoint(loop, epoch, selection, hard):
+    """Numpy copies of the head, the support set and the hard set of ``epoch``."""
+    return _Checkpoint(
+        epoch,
+        selection,
+        loop.W.cpu().numpy().copy(),
+        loop.b.cpu().numpy().copy(),
+        loop.H.cpu().numpy().copy(),
+        hard.cpu().numpy().copy(),
+    )
+
+
+def _epoch(loop, logits, settings):
+    """One HSFM epoch, updating the support set and the head of ``loop`` in place.
 
     Steps 1-3 of the algorithm: pick the hard set with the current head, meta-
     update the support embeddings ``outer_steps`` times, then train the head on
@@ -494,14 +557,17 @@ def _epoch(H, Y, W, b, Xh, yh, Yh, strata, logits, support_opt, head_opt, settin
     the mean outer loss.
     """
     s = settings
-    hard, weights = select_hard_set(logits, yh, s.hard_size, Y.shape[1], strata)
-    X_set, Y_set = Xh[hard], Yh[hard]
+    H, Y, W, b = loop.H, loop.Y, loop.W, loop.b
+    hard, weights = select_hard_set(
+        logits, loop.yh, s.hard_size, Y.shape[1], loop.strata
+    )
+    X_set, Y_set = loop.Xh[hard], loop.Yh[hard]
     losses = []
     for _ in range(s.outer_steps):
         loss, grad_H = hypergradient(
             H, Y, W, b, X_set, Y_set, s.inner_lr, s.inner_steps, weights=weights
         )
-        support_opt.step([clip_norm_(grad_H, s.max_grad_norm)])
+        loop.support_opt.step([clip_norm_(grad_H, s.max_grad_norm)])
         losses.append(loss)
     for _ in range(s.inner_steps):
         _, grad_W, grad_b = head_gradient(H, Y, W, b)
@@ -509,7 +575,7 @@ def _epoch(H, Y, W, b, Xh, yh, Yh, strata, logits, support_opt, head_opt, settin
             W.sub_(grad_W, alpha=s.inner_lr)
             b.sub_(grad_b, alpha=s.inner_lr)
         else:
-            head_opt.step([grad_W, grad_b])
+            loop.head_opt.step([grad_W, grad_b])
     return hard, (sum(losses) / len(losses) if losses else float("nan"))
 
 

@@ -63,6 +63,63 @@ def holdout_split(y, groups, validation_fraction, random_state):
     return np.flatnonzero(mask), hard_idx
 
 
+def selection_split(
+    pools, selection_fraction, random_state, *, method, split_X_val=True
+):
+    """Split a head's hard pool into the rows it trains on and the rows that
+    select (its epoch, its hyperparameters), stratified by group or class.
+
+    Selecting on the very rows a head fits would reward fitting them, most of
+    all the few minority rows of a small pool; every held-out head that
+    selects keeps this part apart, drawn the same way.
+
+    Parameters
+    ----------
+    pools : Pools
+    selection_fraction : float in (0, 1) or None
+        Share of every group (class) of the hard pool kept to select on. None:
+        no split.
+    random_state : numpy RandomState
+        Drawn from only when the pool is split.
+    method : str
+        The head's name, for the warning.
+    split_X_val : bool, default=True
+        Whether a hard pool given as ``X_val`` is split too; False splits only
+        a hard pool held out of ``X`` (HSFM selects on ``X_val`` whole, as the
+        paper does).
+
+    Returns
+    -------
+    train : ndarray of int
+        Sorted positions in the hard pool of the rows to train on (all of them
+        when ``select`` is None).
+    select : ndarray of int or None
+        Sorted positions of the rows to select on, or None to select on
+        ``train``: no split was asked for, or no class or group had two rows
+        to split (with a warning).
+    """
+    y, groups = pools.y_hard, pools.groups_hard
+    everything = np.arange(y.shape[0])
+    if selection_fraction is None or (pools.hard_index is None and not split_X_val):
+        return everything, None
+    train, select = holdout_split(y, groups, selection_fraction, random_state)
+    # every class of the fit must keep training rows (the support pool holds
+    # every class of the fit: a hold-out never takes a class's only row)
+    n_classes = np.unique(pools.y).shape[0]
+    if select.shape[0] == 0 or np.unique(y[train]).shape[0] < n_classes:
+        warnings.warn(
+            f"{method} selects on a part of its hard pool (selection_fraction="
+            f"{selection_fraction}), but no class or group has two held-out rows "
+            "to split; selecting on the rows it trains on instead (optimistic). "
+            "Pass more held-out data: a larger X_val, or without X_val a larger "
+            "validation_fraction.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return everything, None
+    return train, select
+
+
 @dataclass
 class Pools:
     """The support pool and the hard pool of one fit, as plain arrays.
@@ -284,33 +341,6 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
         view_support=getattr(estimator, "_view_support", False),
     )  # fmt: skip
     return pools, encoder.classes_
-
-
-def selection_split(y, groups, fraction, rng, n_classes, what):
-    """Split held-out rows into the rows a head trains on and the rows that
-    select its epoch (or hyperparameters), stratified by group (else class).
-
-    The one selection split of every head. When no stratum has two rows to
-    split, or a class would be left without training rows, it warns (``what``
-    names the head's step) and returns every row for both: ``(rows, None)``.
-
-    Returns
-    -------
-    train_rows : ndarray of int
-    select_rows : ndarray of int or None
-        Positions in ``y``; None when the rows could not be split.
-    """
-    everything = np.arange(y.shape[0])
-    train_rows, select_rows = holdout_split(y, groups, fraction, rng)
-    if select_rows.shape[0] == 0 or np.unique(y[train_rows]).shape[0] < n_classes:
-        warnings.warn(
-            f"{what} on a part of the held-out rows, but no class or group has "
-            "two held-out rows to split; selecting on the rows training uses "
-            "instead (optimistic). Pass X_val or raise validation_fraction.",
-            UserWarning,
-        )
-        return everything, None
-    return train_rows, select_rows
 
 
 def cell_labels(y, groups):

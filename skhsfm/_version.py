@@ -6,4 +6,4 @@ import cycle. ``setup.cfg`` reads it from here too.
 """
 
 #: The installed skhsfm version, a PEP 440 string; fitted heads record it.
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -24,6 +24,7 @@ dask and ray are imported inside the functions; install them with
 ``pip install 'skhsfm[distributed]'``.
 """
 
+import contextlib
 import os
 import uuid
 
@@ -220,6 +221,59 @@ def embed_dask(embedder, images, *, chunk_size=256):
         if n > 0
     ]
     return da.concatenate(parts, axis=0)
+
+
+@contextlib.contextmanager
+def _dask_client(address=None, n_workers=None):
+    """A ``dask.distributed.Client`` for the length of a ``with`` block.
+
+    Of the scheduler at ``address``, or, for None, of a new local cluster of
+    ``n_workers`` single-threaded processes (None: Dask's choice); the client,
+    and a cluster started here, are closed on exit. The way ``skhsfm embed
+    --backend dask`` reaches Dask, as ``--backend ray`` reaches Ray through
+    :func:`embed_ray`.
+
+    Raises
+    ------
+    ImportError
+        Saying how to install ``dask.distributed``.
+    ConnectionError
+        When the scheduler at ``address`` cannot be reached.
+    """
+    _import("the dask backend", "dask.distributed", "dask[distributed]",
+            "dask.distributed")  # fmt: skip
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if address is None:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, dashboard_address=None
+        )
+    try:
+        try:
+            client = Client(address if cluster is None else cluster)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler at {address}: {exc}"
+            ) from exc
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _completed_blocks(client, array):
+    """Compute the row blocks of the dask ``array`` on ``client``'s cluster;
+    yield ``(block index, numpy block)`` as each one finishes."""
+    from dask.distributed import as_completed
+
+    futures = client.compute(list(array.to_delayed().ravel()))
+    index = {future: i for i, future in enumerate(futures)}
+    for future in as_completed(futures):
+        yield index[future], future.result()
 
 
 class _RayEmbedder:

@@ -98,3 +98,25 @@ def ray_session():
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
+
+
+# -------------------------------------------------------------------- data
+
+
+def _read_only(*arrays):
+    for array in arrays:
+        array.setflags(write=False)  # shared by tests: none may change it
+    return arrays
+
+
+@pytest.fixture(scope="session")
+def grouped_data():
+    """``(X, y, groups, X_val, y_val, groups_val)``: 240 training rows whose
+    spurious attribute follows the class for 90% of each class, and 120
+    balanced held-out rows of the same problem; 8 features, 2 classes, 4
+    groups. Read-only."""
+    from skhsfm.datasets import make_spurious_embeddings
+
+    X, y, _, g = make_spurious_embeddings(240, 8, random_state=0)
+    Xv, yv, _, gv = make_spurious_embeddings(120, 8, split="val", random_state=0)
+    return _read_only(X, y, g, Xv, yv, gv)

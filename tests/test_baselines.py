@@ -1,4 +1,7 @@
-"""Tests for skhsfm.baselines (ERM head, DFR, AFR) and the shared linear head."""
+"""Tests for skhsfm.baselines (ERM head, DFR, AFR) and the shared linear head.
+
+scikit-learn's estimator checks run on every head in ``test_common.py``.
+"""
 
 import pickle
 import subprocess
@@ -10,12 +13,11 @@ import pytest
 from sklearn import config_context
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhsfm._pools import balanced_subsample, cell_labels
 from skhsfm._sklearn_compat import l1_logistic_params
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
-from skhsfm.baselines._afr import _afr_weights
+from skhsfm.baselines._afr_core import afr_weights as _afr_weights
 from skhsfm.baselines._dfr import DFR_CS
 from skhsfm.metrics import worst_class_accuracy, worst_group_accuracy
 
@@ -32,21 +34,13 @@ def small_afr(**params):
     return AFRClassifier(**base)
 
 
-# DFR's default balance="groups" needs group labels, which scikit-learn's checks
-# never pass; balance="classes" runs the same code path with class cells.
+#: One small instance of every peer head (DFR balancing classes, so that it
+#: also fits without groups).
 CHECKED = [
     ERMHeadClassifier(),
     DFRClassifier(balance="classes", n_models=3, random_state=0),
     small_afr(),
 ]
-
-
-# the checks' tiny data leave too few held-out samples to split; the estimators
-# then warn and use the whole hard pool (tested to fit, not to be accurate)
-@pytest.mark.filterwarnings("ignore:.*hard pool.*:UserWarning")
-@parametrize_with_checks(CHECKED)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def spurious(counts, n_features=6, n_classes=2, seed=0):
@@ -414,7 +408,8 @@ def test_tiny_hard_pool_warns_and_uses_all_of_it(binary_data):
         dfr = DFRClassifier(n_models=2, random_state=0)
         dfr.fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
     assert dfr.subsample_size_ == 1
-    with pytest.warns(UserWarning, match="selecting on the whole hard pool"):
+    match = "AFR selects on a part of its hard pool.*selecting on the rows it"
+    with pytest.warns(UserWarning, match=match):
         afr = small_afr().fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
     np.testing.assert_array_equal(afr.selection_indices_, np.arange(4))
 
@@ -440,3 +435,70 @@ def test_dfr_streamed_standardization_equals_standard_scaler():
     np.testing.assert_array_equal(one_block[1], ref.scale_)
     # the caller's array is never changed
     np.testing.assert_array_equal(X[:, 4], 2.5)
+
+
+# ------------------------------------------------------------- AFR's core
+
+
+def _afr_core_inputs(afr, X_val, y_val):
+    """What AFRClassifier gave run_afr: its reweighting and selection rows and
+    its initial head as one row per class (a fit with rescale=False, so that
+    the core saw X as it is)."""
+    from skhsfm._linear import to_softmax_head
+
+    W0, b0 = to_softmax_head(afr.init_coef_, afr.init_intercept_, 2)
+    rw, sel = afr.reweight_indices_, afr.selection_indices_
+    return X_val[rw], y_val[rw], W0, b0, X_val[sel]
+
+
+def test_afr_core_is_the_fit_given_numpy(binary_data):
+    """run_afr takes numpy and a score callable and returns the AFRResult the
+    estimator's fit is made of; it scores every head of the grid at once."""
+    from skhsfm._linear import to_sklearn_head
+    from skhsfm.baselines._afr_core import AFRResult, run_afr
+    from skhsfm.metrics._engine import selection_score
+
+    X, y, g, X_val, y_val, g_val = binary_data[:6]
+    afr = small_afr(rescale=False).fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
+    sel = afr.selection_indices_
+    shapes = []
+
+    def score(pred):
+        shapes.append(pred.shape)
+        return selection_score(y_val[sel], pred, g_val[sel])
+
+    result = run_afr(
+        *_afr_core_inputs(afr, X_val, y_val),
+        gammas=[1.0, 4.0], lambdas=[0.0, 0.1], score=score, n_epochs=20,
+        learning_rate=afr.learning_rate, max_grad_norm=afr.max_grad_norm,
+        device="cpu",
+    )  # fmt: skip
+    assert isinstance(result, AFRResult)
+    assert shapes == [(sel.shape[0], 4)] * 20  # (rows, 2 gammas x 2 lambdas)
+    coef, intercept = to_sklearn_head(result.W, result.b)
+    np.testing.assert_array_equal(coef, afr.coef_)
+    np.testing.assert_array_equal(intercept, afr.intercept_)
+    assert afr.best_epoch_ == result.epoch + 1
+    assert afr.best_gamma_ == [1.0, 4.0][result.gamma_index]
+    np.testing.assert_array_equal(afr.grid_scores_, result.selection.max(axis=2))
+    assert result.loss.shape == result.mean.shape == (2, 2, 20)
+
+
+def test_afr_core_ties_go_to_the_earliest_epoch_and_first_pair(binary_data):
+    """The core maximises whatever ``score`` says; with every score equal it
+    keeps the first epoch of the first (gamma, lambda) in grid order."""
+    from skhsfm.baselines._afr_core import run_afr
+
+    X, y, g, X_val, y_val, g_val = binary_data[:6]
+    afr = small_afr(rescale=False).fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
+
+    def flat(pred):
+        return np.zeros(pred.shape[1]), np.zeros(pred.shape[1])
+
+    result = run_afr(
+        *_afr_core_inputs(afr, X_val, y_val),
+        gammas=[1.0, 4.0], lambdas=[0.0, 0.1], score=flat, n_epochs=5,
+        learning_rate=0.02, max_grad_norm=None, device="cpu",
+    )  # fmt: skip
+    assert (result.gamma_index, result.lambda_index, result.epoch) == (0, 0, 0)
+    np.testing.assert_array_equal(result.selection, 0.0)

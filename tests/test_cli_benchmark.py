@@ -54,7 +54,7 @@ def test_settings_from_the_options(tmp_path):
     settings = _settings(argv)
     assert not settings.embedded and settings.root == str(tmp_path)
     assert settings.methods == ("hsfm", "erm") and settings.seeds == (4, 7)
-    assert settings.preset == "celeba" and settings.hsfm_epochs == 3
+    assert settings.preset == "celeba" and settings.budgets == {"hsfm": 3}
     assert (settings.n_train, settings.n_test) == (256, 256)  # --quick cap
     assert settings.cache_dir == str(tmp_path)
 

@@ -110,6 +110,48 @@ def test_resumes_from_finished_shards(folder, tmp_path, capsys, monkeypatch):
     np.testing.assert_allclose(np.load(out), _expected(paths, 64), rtol=1e-5, atol=1e-6)
 
 
+def test_a_corrupted_shard_is_removed_and_computed_again(
+    folder, tmp_path, capsys, monkeypatch
+):
+    """Shards are verified files: resuming looks at their key and shape, the
+    join checks their checksums; a shard whose bytes changed is removed and
+    the next run embeds it again."""
+    out = tmp_path / "emb.npy"
+    argv = ["embed", str(folder), "--out", str(out), "--shard-size", "4"] + BACKBONE
+    finished = []
+    original = embed_command.ShardStore.join
+
+    def keep_shards(store, *args):  # stop before the join: shards stay
+        finished.extend(sorted(os.listdir(store.folder)))
+        raise RuntimeError("stopped before the join")
+
+    monkeypatch.setattr(embed_command.ShardStore, "join", keep_shards)
+    status, _, err = _run(argv + ["--quiet"], capsys)
+    assert status != 0 and "stopped before the join" in err
+    assert finished == ["manifest.json"] + [f"shard-00000{k}.npz" for k in range(3)]
+    shard = tmp_path / "emb.npy.shards" / "shard-000001.npz"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the data
+    shard.write_bytes(bytes(data))
+    monkeypatch.setattr(embed_command.ShardStore, "join", original)
+    status, _, err = _run(argv, capsys)
+    assert status == 1 and "shard 1" in err and "run the same command again" in err
+    assert not shard.exists() and not out.exists()
+    computed = []
+    embed = embed_command._embed_shard
+
+    def counting(embedder, paths):
+        computed.append(paths)
+        return embed(embedder, paths)
+
+    monkeypatch.setattr(embed_command, "_embed_shard", counting)
+    status, _, err = _run(argv, capsys)
+    assert status == 0, err
+    assert len(computed) == 1  # only the removed shard
+    paths = (tmp_path / "emb.paths.txt").read_text().splitlines()
+    np.testing.assert_allclose(np.load(out), _expected(paths, 64), rtol=1e-5, atol=1e-6)
+
+
 def test_other_settings_do_not_mix_with_old_shards(folder, tmp_path, capsys):
     out = tmp_path / "emb.npy"
     shards = tmp_path / "emb.npy.shards"

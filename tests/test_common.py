@@ -1,48 +1,34 @@
-"""scikit-learn's estimator checks on every estimator of the package."""
+"""scikit-learn's estimator checks on every registered estimator.
+
+The estimators come from the registry (:func:`skhsfm.utils.all_estimators`),
+each built with its registry line's ``check_params`` (fast, group-free
+settings), so a newly registered estimator is checked the moment it is
+registered. An estimator whose input is not a 2-d array (the embedder takes
+images) gets only the checks scikit-learn can run on it.
+"""
+
+import warnings
 
 import pytest
+from sklearn.exceptions import SkipTestWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skhsfm import HSFMClassifier
-from skhsfm.baselines import (
-    AFRClassifier,
-    DFRClassifier,
-    DPEClassifier,
-    ERMHeadClassifier,
-)
-
-FAST = dict(n_epochs=2, support_size=4, hard_size=8, inner_steps=3, outer_steps=2)
+from skhsfm.utils import _registry
 
 
 def _estimators():
-    return [
-        HSFMClassifier(random_state=0, **FAST),
-        ERMHeadClassifier(),
-        # the checks never pass groups; balance="classes" is DFR's group-free mode
-        # (the group-requiring default is tested in test_baselines.py)
-        DFRClassifier(balance="classes", n_models=3, random_state=0),
-        AFRClassifier(
-            gamma=(1.0, 4.0),
-            reg_lambda=(0.0, 0.1),
-            n_epochs=20,
-            device="cpu",
-            random_state=0,
-        ),
-        # the checks' data have 2 features: standardising each row over its own
-        # entries maps every row to +-(1, -1)/sqrt(2), so the checks run DPE on
-        # the raw rows (standardize_rows=True is tested in test_dpe.py)
-        DPEClassifier(
-            n_members=3,
-            n_epochs=5,
-            standardize_rows=False,
-            device="cpu",
-            random_state=0,
-        ),
-    ]
+    return [entry.check_instance() for entry in _registry()]
 
 
-# the checks' data sets are tiny, so DFR/AFR warn that their held-out split is small
+with warnings.catch_warnings():
+    # the embedder takes images, which the data checks cannot make
+    warnings.filterwarnings("ignore", "Can't test estimator", SkipTestWarning)
+    _checks = parametrize_with_checks(_estimators())
+
+
+# the checks' data sets are tiny, so DFR/AFR warn that their held-out split is
+# small
 @pytest.mark.filterwarnings("ignore:.*hard pool.*:UserWarning")
-@parametrize_with_checks(_estimators())
+@_checks
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -162,3 +162,60 @@ def test_references_to_examples_exist():
             assert (EXAMPLES / name).is_file(), f"{path.name} refers to {name}"
         for name in re.findall(r"sphx_glr_auto_examples_(\w+)\.py", path.read_text()):
             assert (EXAMPLES / f"{name}.py").is_file(), f"{path.name} links {name}"
+
+
+# ------------------------------------------------------ changelog, deprecations
+
+
+def _texts():
+    """The package's sources, the docs' pages and the README."""
+    paths = [ROOT / "README.md", *ROOT.joinpath("skhsfm").rglob("*.py")]
+    paths += [p for p in DOCS.rglob("*.rst") if "generated" not in p.parts]
+    return [
+        p for p in paths if "auto_examples" not in p.parts and "_build" not in p.parts
+    ]
+
+
+def test_changelog_has_the_installed_version():
+    lines = (DOCS / "changelog.rst").read_text().splitlines()
+    headings = [a for a, b in zip(lines, lines[1:]) if b and set(b) == {"="}]
+    assert skhsfm.__version__ in headings, (
+        f"docs/changelog.rst has no section {skhsfm.__version__}: add what changed"
+    )
+    index = (DOCS / "index.rst").read_text()
+    assert re.search(r"^\s+changelog$", index, re.M), "changelog not in the toctree"
+
+
+def test_every_deprecation_names_the_same_two_releases():
+    """Warnings, docstrings and pages all say "deprecated in 0.2, removed in
+    0.3" (the constants of skhsfm._utils.deprecation)."""
+    from skhsfm._utils.deprecation import DEPRECATED_IN, REMOVED_IN
+
+    patterns = {
+        r"deprecated\s+(?:in|since)\s+(\d+\.\d+)": DEPRECATED_IN,
+        r"\.\. deprecated::\s+(\d+\.\d+)": DEPRECATED_IN,
+        r"removed\s+in\s+(\d+\.\d+)": REMOVED_IN,
+    }
+    found = 0
+    for path in _texts():
+        text = path.read_text()
+        assert "deprecated since" not in text, f"{path.name}: say 'deprecated in'"
+        for pattern, expected in patterns.items():
+            for version in re.findall(pattern, text):
+                found += 1
+                assert version == expected, (
+                    f"{path.relative_to(ROOT)}: {pattern!r} gives {version}, not "
+                    f"{expected} (skhsfm._utils.deprecation)"
+                )
+    assert found >= 5  # the changelog and every deprecated name's docstring
+
+
+def test_every_registered_estimator_has_an_api_page():
+    from skhsfm.utils import all_estimators
+
+    documented = documented_objects()
+    for name, cls in all_estimators():
+        assert id(cls) in documented, (
+            f"{name} is registered in skhsfm/utils.py but has no API page: add it "
+            "to an autosummary list in docs/api/index.rst"
+        )

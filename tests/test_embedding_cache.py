@@ -1,5 +1,6 @@
 """Per-image ``memory`` entries and per-process backbone sharing of the embedder."""
 
+import json
 import os
 import pickle
 import warnings
@@ -107,25 +108,32 @@ def test_mismatching_entry_is_recomputed_with_a_warning(images, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage", ["truncate", "garbage", "other_key", "wrong_shape", "wrong_dtype"]
+    "damage",
+    ["truncate", "garbage", "other_key", "wrong_shape", "wrong_dtype", "tampered"],
 )
 def test_every_kind_of_bad_entry_is_caught(images, tmp_path, damage):
+    """Entries are verified files: a key, a checksum, the backbone's shape."""
+    from skhsfm._utils.verified import MANIFEST, write_verified
+
     embedder = BackboneEmbedder(TinyNet(), device="cpu", memory=tmp_path)
     expected = embedder.transform(images[:2])
     path = entries(tmp_path)[0]
     with np.load(path) as entry:
-        key, row = entry["key"], entry["embedding"]
+        manifest, row = entry[MANIFEST], entry["embedding"]
+    key = json.loads(str(manifest[()]))["key"]
     if damage == "truncate":
         data = open(path, "rb").read()
         open(path, "wb").write(data[: len(data) // 2])
     elif damage == "garbage":
         open(path, "wb").write(b"not an entry")
-    elif damage == "other_key":
-        np.savez(open(path, "wb"), key=np.array(str(key) + "x"), embedding=row)
+    elif damage == "other_key":  # a valid entry of another image
+        write_verified(path, {"embedding": row}, key + "x")
     elif damage == "wrong_shape":
-        np.savez(open(path, "wb"), key=key, embedding=row[:3])
-    else:
-        np.savez(open(path, "wb"), key=key, embedding=row.astype(np.float64))
+        write_verified(path, {"embedding": row[:3]}, key)
+    elif damage == "wrong_dtype":
+        write_verified(path, {"embedding": row.astype(np.float64)}, key)
+    else:  # a value changed under the old manifest: the checksum tells
+        np.savez(open(path, "wb"), embedding=row + 1, **{MANIFEST: manifest})
     CALLS["n"] = 0
     with pytest.warns(UserWarning, match="recomputing them"):
         out = embedder.transform(images[:2])

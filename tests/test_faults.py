@@ -18,7 +18,6 @@ from sklearn.exceptions import NotFittedError
 
 from skhsfm import HSFMClassifier
 from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
-from skhsfm.datasets import make_spurious_embeddings
 
 pd = pytest.importorskip("pandas")
 
@@ -31,12 +30,9 @@ HEADS = {
 
 
 @pytest.fixture(scope="module")
-def data():
-    X, y, _, g = make_spurious_embeddings(160, 6, split="train", random_state=0)
-    X_val, y_val, _, g_val = make_spurious_embeddings(
-        80, 6, split="val", random_state=1
-    )
-    return X, y, g, X_val, y_val, g_val
+def data(grouped_data):
+    """``(X, y, groups, X_val, y_val, groups_val)``, shared (read-only)."""
+    return grouped_data
 
 
 def _fit(head, data, **changes):
@@ -138,7 +134,7 @@ def _interruptions():
         # inside the model-selection callback of HSFM's loop, second epoch
         "hsfm": (skhsfm._hsfm, "selection_score", 2),
         # AFR's grid training, after the pools and classes_ were set
-        "afr": (skhsfm.baselines._afr, "_train_grid", 1),
+        "afr": (skhsfm.baselines._afr, "run_afr", 1),
         # DFR's second subsample, after best_C_ was chosen
         "dfr": (skhsfm.baselines._dfr, "balanced_subsample", 2),
         "erm": (skhsfm.baselines._erm, "fit_erm_head", 1),
@@ -260,12 +256,12 @@ def test_labels_mixing_kinds_are_rejected():
         worst_class_accuracy(np.array([0, "1"], dtype=object), [0, 1])
 
 
-def test_scorers_reject_labels_that_never_compare_equal():
+def test_scorers_reject_labels_that_never_compare_equal(data):
     import sklearn
 
     from skhsfm.metrics import make_worst_group_scorer
 
-    X, y, _, g = make_spurious_embeddings(120, 4, split="val", random_state=0)
+    X, y, g = data[3:]  # the held-out split
     head = ERMHeadClassifier().fit(X, y)
     scorer = make_worst_group_scorer()
     with sklearn.config_context(enable_metadata_routing=True):

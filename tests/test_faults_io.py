@@ -583,10 +583,11 @@ def test_a_truncated_benchmark_cache_file_is_closed(tmp_path):
 
 
 def test_a_truncated_embedding_cache_entry_is_closed(tmp_path):
+    from skhsfm._utils.verified import write_verified
     from skhsfm.embedding._cache import _read_entry
 
     path = tmp_path / "entry.npz"
-    np.savez(path, key=np.array("k"), embedding=np.zeros(4, dtype=np.float32))
+    write_verified(str(path), {"embedding": np.zeros(4, dtype=np.float32)}, "k")
     assert _read_entry(str(path), "k", 4)[1] is None
     _truncate(path)
     row, reason = _read_entry(str(path), "k", 4)

@@ -307,9 +307,9 @@ def test_fit_requests_groups_by_default():
 
 
 @pytest.fixture(scope="module")
-def small():
-    X, y, _, g = make_spurious_embeddings(120, 6, random_state=0)
-    return X, y, g
+def small(grouped_data):
+    """``(X, y, groups)`` of the shared training split (read-only)."""
+    return grouped_data[:3]
 
 
 def test_nan_in_X(small):
@@ -332,9 +332,10 @@ def test_length_mismatches(small):
     X, y, g = small
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         HSFMClassifier(**FAST).fit(X, y[:-1])
-    with pytest.raises(ValueError, match="groups has 119 entries but X has 120"):
+    n = X.shape[0]
+    with pytest.raises(ValueError, match=f"groups has {n - 1} entries but X has {n}"):
         HSFMClassifier(**FAST).fit(X, y, groups=g[:-1])
-    with pytest.raises(ValueError, match="y_val has 119 entries but X_val has 120"):
+    with pytest.raises(ValueError, match=f"y_val has {n - 1} entries but X_val has"):
         HSFMClassifier(**FAST).fit(X, y, X_val=X, y_val=y[:-1])
     with pytest.raises(ValueError, match="groups_val has 3 entries"):
         HSFMClassifier(**FAST).fit(X, y, X_val=X, y_val=y, groups_val=g[:3])

@@ -746,7 +746,7 @@ def test_plot_edit_projection_from_an_estimator_is_deprecated(fitted, tmp_path):
 def test_inspect_alias_module_warns_and_reexports():
     """skhsfm.inspect stays one release; reload so that the warning is seen even
     when another test imported it first."""
-    match = "skhsfm.inspect was renamed skhsfm.inspection"
+    match = r"skhsfm.inspect is deprecated in 0.2 .* renamed skhsfm.inspection"
     with pytest.warns(FutureWarning, match=match):
         if "skhsfm.inspect" in sys.modules:
             alias = importlib.reload(sys.modules["skhsfm.inspect"])

@@ -7,7 +7,6 @@ import pytest
 from sklearn.utils import Bunch
 
 from skhsfm import AFRClassifier, HSFMClassifier
-from skhsfm.datasets import make_spurious_embeddings
 from skhsfm.inspection import TrainingCurves, plot_training_curves, training_curves
 
 TINY_HSFM = dict(n_epochs=3, support_size=4, hard_size=8, inner_steps=3, outer_steps=2)
@@ -15,19 +14,14 @@ TINY_AFR = dict(gamma=(1.0, 4.0), reg_lambda=0.0, n_epochs=6, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def data():
-    return make_spurious_embeddings(300, 8, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def hsfm(data):
-    X, y, _, g = data
+def hsfm(grouped_data):
+    X, y, g = grouped_data[:3]
     return HSFMClassifier(random_state=0, **TINY_HSFM).fit(X, y, g)
 
 
 @pytest.fixture(scope="module")
-def afr(data):
-    X, y, _, g = data
+def afr(grouped_data):
+    X, y, g = grouped_data[:3]
     return AFRClassifier(random_state=0, **TINY_AFR).fit(X, y, g)
 
 

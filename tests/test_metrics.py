@@ -450,3 +450,34 @@ def test_paired_difference_bad_input(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         paired_difference(**kwargs)
+
+
+# ------------------------------------------------------- the selection score
+
+
+def test_selection_score_of_many_candidates_is_each_candidate_s():
+    """A 2-d y_pred (one column per candidate, as AFR scores its grid) gives
+    each column's worst-group and mean accuracy, exactly."""
+    from skhsfm.metrics._engine import selection_score
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 50)
+    groups = rng.choice(["a", "b", "c", "d"], 50)
+    preds = rng.randint(0, 3, (50, 6))
+    preds[:, 0] = y  # a perfect candidate
+    for strata in (groups, None):
+        worst, mean = selection_score(y, preds, strata)
+        assert worst.shape == mean.shape == (6,)
+        for k in range(6):
+            assert (worst[k], mean[k]) == selection_score(y, preds[:, k], strata)
+        assert (worst[0], mean[0]) == (1.0, 1.0)
+
+
+def test_selection_score_falls_back_to_classes_without_groups():
+    from skhsfm.metrics._engine import selection_score
+
+    y = np.array([0, 0, 0, 1])
+    pred = np.array([0, 0, 0, 0])
+    # worst-class: class 1 is all wrong; worst-group with one group: 3/4
+    assert selection_score(y, pred, None) == (0.0, 0.75)
+    assert selection_score(y, pred, np.zeros(4)) == (0.75, 0.75)

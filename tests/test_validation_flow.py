@@ -36,10 +36,10 @@ HEADS = [
 
 
 @pytest.fixture(scope="module")
-def data():
-    train = make_spurious_embeddings(240, 6, split="train", random_state=0)
-    val = make_spurious_embeddings(120, 6, split="val", random_state=0)
-    return train, val
+def data(grouped_data):
+    """The shared training and validation splits as (X, y, _, groups) pairs."""
+    X, y, g, Xv, yv, gv = grouped_data
+    return (X, y, None, g), (Xv, yv, None, gv)
 
 
 class Spy:
@@ -95,7 +95,7 @@ def test_grid_search_routes_a_fixed_validation_set(data, head):
 
 def test_same_length_validation_set_is_sliced_unless_wrapped(data):
     (X, y, _, g), _ = data
-    Xv, yv, _, gv = make_spurious_embeddings(240, 6, split="val", random_state=1)
+    Xv, yv, _, gv = make_spurious_embeddings(240, 8, split="val", random_state=1)
     head = HSFMClassifier(**FAST)
     search = GridSearchCV(
         head, {"random_state": [0]}, scoring=worst_group_scorer,

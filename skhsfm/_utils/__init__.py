@@ -5,6 +5,7 @@
 - :mod:`~skhsfm._utils.progress`: progress callbacks and bars.
 - :mod:`~skhsfm._utils.table`: the one text-table renderer.
 - :mod:`~skhsfm._utils.docstrings`: shared parameter texts (``fill_doc``).
+- :mod:`~skhsfm._utils.deprecation`: one wording for deprecation warnings.
 - :mod:`~skhsfm._utils.doc_link`: where the HTML repr's "?" links to.
 - :mod:`~skhsfm._utils.imports`: optional imports with install hints.
 - :mod:`~skhsfm._utils.lazy`: lazy inputs (dask arrays, memmaps) read by rows.

@@ -55,13 +55,15 @@ def _remove(path):
         pass
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, *, durable=True):
     """Call ``write(tmp_path)``, then put the file at ``path`` in one rename.
 
     ``tmp_path`` is in the folder of ``path`` and ends with the same extension
     (writers such as ``np.savez`` or ``savefig`` look at it). When ``write``
     raises, or the process is interrupted, ``path`` is unchanged and the
-    temporary file is removed.
+    temporary file is removed. The file is flushed to disk before the rename,
+    unless ``durable=False`` (for caches of many small files that verify what
+    they read).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -70,7 +72,8 @@ def atomic_write(path, write):
     os.close(handle)
     try:
         write(tmp)
-        _fsync(tmp)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)

@@ -1,46 +1,18 @@
 """AFRClassifier: Automatic Feature Reweighting of an ERM linear head."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 
 from skhsfm._base import InitializedHead, fill_doc
-from skhsfm._linear import softmax_head_proba, to_sklearn_head
-from skhsfm._pools import holdout_split, read_pools
+from skhsfm._linear import to_sklearn_head
+from skhsfm._pools import read_pools, selection_split
 from skhsfm._sklearn_compat import Interval
 from skhsfm._validation import check_grid
+from skhsfm.baselines._afr_core import run_afr
+from skhsfm.metrics._engine import selection_score
 
 __all__ = ["AFRClassifier"]
-
-
-def _afr_weights(p_true, y, gamma):
-    """AFR's per-example weights (eq. 2 of Qiu et al., 2023).
-
-    ``w_i = beta_{y_i} * exp(-gamma * p_i)``, normalised to sum to one, where
-    ``p_i`` is the ERM head's probability of the true class and
-    ``beta_c = n / n_c`` is the inverse frequency of class ``c`` (the paper's
-    class-balancing term, as in the authors' ``rebalance_weights``).
-
-    Parameters
-    ----------
-    p_true : ndarray of shape (n,)
-        Probability the initial head gives to each example's true class.
-    y : ndarray of int of shape (n,)
-        Encoded class of each example.
-    gamma : float
-        Temperature: 0 gives class-balanced uniform weights; larger values put
-        more weight on examples the ERM head gets wrong.
-
-    Returns
-    -------
-    weights : ndarray of shape (n,)
-        Non-negative, summing to one.
-    """
-    p_true = np.asarray(p_true, dtype=np.float64)
-    counts = np.bincount(y)
-    weights = np.exp(-gamma * p_true) * (y.shape[0] / counts[y])
-    return weights / weights.sum()
 
 
 @fill_doc
@@ -153,8 +125,13 @@ class AFRClassifier(InitializedHead):
     ``learning_rate=0.1, n_epochs=2000`` selected clearly better).
 
     The paper's code multiplies the weights by the inverse class frequency
-    ``n / n_c`` (``rebalance_weights``); that is what ``_afr_weights`` does,
-    so classes are balanced in count, not in total weight.
+    ``n / n_c`` (``rebalance_weights``); so do the weights here, so classes
+    are balanced in count, not in total weight.
+
+    The training loop is a pure function of numpy arrays
+    (``skhsfm/baselines/_afr_core.py``); this class validates the input,
+    builds the pools, splits off the selection rows (the same split HSFM
+    uses) and scores the candidates with the package's one selection score.
 
     References
     ----------
@@ -239,53 +216,49 @@ class AFRClassifier(InitializedHead):
         scale = self._feature_scale(X_fit)
         W0, b0 = self._initial_head(X_fit, y_fit, feature_scale=scale)
         del X_fit
-        reweight, select = holdout_split(
-            pools.y_hard, pools.groups_hard, self.selection_fraction, rng
+        reweight, select = selection_split(
+            pools, self.selection_fraction, rng, method="AFR"
         )
-        if select.shape[0] == 0:
-            warnings.warn(
-                "AFR selects on a part of the hard pool, but no class or group has "
-                "two held-out samples to split; reweighting and selecting on the "
-                "whole hard pool instead (optimistic). Pass more held-out data "
-                "(X_val or a larger validation_fraction).",
-                UserWarning,
-            )
-            reweight = select = np.arange(pools.y_hard.shape[0])
+        if select is None:  # too few rows to split: select on the same rows
+            select = reweight
+        y_select = pools.y_hard[select]
+        groups_select = None
+        if pools.groups_hard is not None:
+            groups_select = pools.groups_hard[select]
+
+        def score(pred):
+            return selection_score(y_select, pred, groups_select)
+
         # the grid trains and selects on the rescaled hard pool too
-        X_rw, y_rw = _scaled_rows(X_hard, reweight, scale), pools.y_hard[reweight]
-        p_true = _true_class_proba(X_rw, y_rw, W0, b0)
-        weights = np.stack([_afr_weights(p_true, y_rw, g) for g in gammas])
-        strata = pools.y_hard if pools.groups_hard is None else pools.groups_hard
-        result = _train_grid(
-            X_rw,
-            y_rw,
-            weights,
-            lambdas,
+        result = run_afr(
+            _scaled_rows(X_hard, reweight, scale),
+            pools.y_hard[reweight],
             W0,
             b0,
             _scaled_rows(X_hard, select, scale),
-            pools.y_hard[select],
-            np.unique(strata[select], return_inverse=True)[1],
+            gammas=gammas,
+            lambdas=lambdas,
+            score=score,
             n_epochs=self.n_epochs,
             learning_rate=self.learning_rate,
             max_grad_norm=self.max_grad_norm,
             device=self.device,
-            verbose=self.verbose,
+            log=print if self.verbose else None,
         )
-        g, lam, epoch = result["best"]
-        self.coef_, self.intercept_ = to_sklearn_head(result["W"] * scale, result["b"])
+        g, lam, epoch = result.gamma_index, result.lambda_index, result.epoch
+        self.coef_, self.intercept_ = to_sklearn_head(result.W * scale, result.b)
         self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * scale, b0)
         self.scale_ = scale
         self.best_gamma_ = gammas[g]
         self.best_lambda_ = lambdas[lam]
         self.best_epoch_ = epoch + 1
-        self.best_score_ = float(result["worst"][g, lam, epoch])
-        self.grid_scores_ = result["worst"].max(axis=2)
+        self.best_score_ = float(result.selection[g, lam, epoch])
+        self.grid_scores_ = result.selection.max(axis=2)
         self.history_ = dict(
             epoch=np.arange(1, self.n_epochs + 1),
-            loss=result["loss"][g, lam],
-            worst_group_accuracy=result["worst"][g, lam],
-            mean_accuracy=result["mean"][g, lam],
+            loss=result.loss[g, lam],
+            worst_group_accuracy=result.selection[g, lam],
+            mean_accuracy=result.mean[g, lam],
         )
         self.n_iter_ = self.n_epochs
         self.reweight_indices_ = reweight
@@ -300,143 +273,3 @@ def _scaled_rows(X, rows, scale):
     if scale != 1.0:
         out *= np.asarray(scale, dtype=out.dtype)
     return out
-
-
-def _true_class_proba(X, y, W, b, block=1024):
-    """The head's probability of each row's true class, in row blocks (the
-    float64 scores of a block at a time, not of all of ``X``)."""
-    p_true = np.empty(X.shape[0])
-    for start in range(0, X.shape[0], block):
-        rows = slice(start, start + block)
-        proba = softmax_head_proba(X[rows], W, b)
-        p_true[rows] = proba[np.arange(proba.shape[0]), y[rows]]
-    return p_true
-
-
-def _train_grid(
-    X,
-    y,
-    weights,
-    lambdas,
-    W0,
-    b0,
-    X_sel,
-    y_sel,
-    strata_sel,
-    *,
-    n_epochs,
-    learning_rate,
-    max_grad_norm,
-    device,
-    verbose,
-):
-    """Train one head per (γ, λ) pair at once by full-batch gradient descent.
-
-    Parameters
-    ----------
-    X, y : reweighting data (encoded labels).
-    weights : ndarray of shape (n_gamma, n) — AFR weights for each γ.
-    lambdas : list of float.
-    W0, b0 : initial one-row-per-class head.
-    X_sel, y_sel, strata_sel : selection data; ``strata_sel`` holds the
-        group (or class) codes 0..S-1 whose worst accuracy is maximised.
-
-    Returns
-    -------
-    dict with ``W``, ``b`` (numpy, the selected head), ``best`` (γ index,
-    λ index, 0-based epoch) and per-epoch arrays ``loss``, ``worst``, ``mean``
-    of shape (n_gamma, n_lambda, n_epochs).
-    """
-    from skhsfm._utils.torch import resolve_device, to_numpy, to_tensor, torch
-
-    dev = resolve_device(device)
-    n_gamma, n_lambda = weights.shape[0], len(lambdas)
-    n_heads, n_classes = n_gamma * n_lambda, W0.shape[0]
-    X_t, X_s = to_tensor(X, dev), to_tensor(X_sel, dev)
-    # Head h is (gamma index h // n_lambda, lambda index h % n_lambda). All heads
-    # are rows of one (n_classes * n_heads, n_features) matrix, class-major (row
-    # k * n_heads + h), so logits view as (n, n_classes, n_heads) and a step of
-    # the whole grid is two matrix products.
-    onehot = torch.nn.functional.one_hot(to_tensor(y, dev, torch.long), n_classes).to(
-        X_t.dtype
-    )[:, :, None]
-    y_s = to_tensor(y_sel, dev, torch.long)[:, None, None]
-    # indicator @ correct counts hits per stratum (exact in float32); accuracies
-    # are then formed in float64 so that they print and compare cleanly
-    indicator = np.eye(int(strata_sel.max()) + 1)[strata_sel].T
-    stratum_size = to_tensor(indicator.sum(1), dev, torch.float64)[:, None]
-    indicator = to_tensor(indicator, dev)
-    w_t = to_tensor(np.repeat(weights, n_lambda, axis=0).T[:, None, :], dev)
-    lam_t = to_tensor(np.tile(lambdas, n_gamma), dev)
-    lam_rows = lam_t.repeat(n_classes)
-    W_init = to_tensor(np.repeat(W0, n_heads, axis=0), dev)
-    b_init = to_tensor(np.repeat(b0, n_heads), dev)
-    W, b = W_init.clone(), b_init.clone()
-    best_W, best_b = W.clone(), b.clone()
-    best_key = torch.full((n_heads, 2), -1.0, device=dev, dtype=torch.float64)
-    best_epoch = torch.zeros(n_heads, dtype=torch.long, device=dev)
-    history = torch.empty((3, n_heads, n_epochs), device=dev, dtype=torch.float64)
-
-    for epoch in range(n_epochs):
-        # In-place steps where the values are the same as out of place: the
-        # (n, n_classes * n_heads) temporaries dominate the fit's memory.
-        logits = X_t @ W.T
-        logits += b
-        log_p = torch.log_softmax(logits.view(-1, n_classes, n_heads), dim=1)
-        del logits
-        # d(sum_i w_i CE_i) / d logits = w_i (softmax - onehot)
-        dlogits = log_p.exp().sub_(onehot).mul_(w_t).view(-1, n_classes * n_heads)
-        diff_W, diff_b = W - W_init, b - b_init
-        grad_W = dlogits.T @ X_t + 2 * lam_rows[:, None] * diff_W
-        grad_b = dlogits.sum(0) + 2 * lam_rows * diff_b
-        del dlogits
-        ce = -(log_p * onehot).sum(1)
-        del log_p
-        penalty = (diff_W.pow(2).sum(1) + diff_b.pow(2)).view(n_classes, -1).sum(0)
-        loss = (w_t[:, 0] * ce).sum(0) + lam_t * penalty
-        step = torch.full((n_heads,), learning_rate, device=dev)
-        if max_grad_norm is not None:
-            sq_norm = grad_W.pow(2).sum(1) + grad_b.pow(2)
-            norm = sq_norm.view(n_classes, -1).sum(0).sqrt()
-            # as torch.nn.utils.clip_grad_norm_, per head
-            step = step * torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0)
-        step_rows = step.repeat(n_classes)
-        W = W - step_rows[:, None] * grad_W
-        b = b - step_rows * grad_b
-
-        logits_s = X_s @ W.T
-        logits_s += b
-        logits_s = logits_s.view(-1, n_classes, n_heads)
-        true_logit = logits_s.gather(1, y_s.expand(-1, 1, n_heads))[:, 0]
-        correct = (true_logit >= logits_s.amax(1)).to(X_s.dtype)
-        del logits_s, true_logit
-        worst = ((indicator @ correct).double() / stratum_size).amin(0)
-        mean = correct.sum(0).double() / correct.shape[0]
-        better = (worst > best_key[:, 0]) | (
-            (worst == best_key[:, 0]) & (mean > best_key[:, 1])
-        )
-        best_key[better] = torch.stack([worst, mean], 1)[better]
-        rows = better.repeat(n_classes)
-        best_W[rows], best_b[rows] = W[rows], b[rows]
-        best_epoch[better] = epoch
-        history[:, :, epoch] = torch.stack([loss, worst, mean])
-        if verbose and (epoch + 1) % 50 == 0:
-            print(
-                f"[AFR] epoch {epoch + 1}/{n_epochs}: best selection worst-group "
-                f"accuracy so far {best_key[:, 0].max().item():.4f}"
-            )
-
-    key = to_numpy(best_key)
-    # lexicographic (worst, mean); ties go to the first head in grid order
-    head = int(np.lexsort((-np.arange(n_heads), key[:, 1], key[:, 0]))[-1])
-    rows = torch.arange(n_classes, device=dev) * n_heads + head
-    shape = (n_gamma, n_lambda, n_epochs)
-    loss_hist, worst_hist, mean_hist = to_numpy(history)
-    return {
-        "W": to_numpy(best_W[rows]).astype(np.float64),
-        "b": to_numpy(best_b[rows]).astype(np.float64),
-        "best": (head // n_lambda, head % n_lambda, int(best_epoch[head])),
-        "loss": loss_hist.reshape(shape),
-        "worst": worst_hist.reshape(shape),
-        "mean": mean_hist.reshape(shape),
-    }

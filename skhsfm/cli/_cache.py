@@ -1,36 +1,37 @@
 """The benchmark's embedding cache: one verified ``.npz`` file per seed.
 
 A file holds the train / val / test embeddings with their labels and groups,
-the group names, the backbone's own head and the timings, plus ``__meta__``:
-the cache key the file was written for and, for every array, its shape, dtype
-and BLAKE2b checksum. Files are written atomically (a temporary file, then one
-rename). On load everything is checked: the key, the list of arrays, each
+the group names, the backbone's own head and the timings. It is a verified
+file (:mod:`skhsfm._utils.verified`): it records the cache key it was written
+for and, for every array, its shape, dtype and checksum, and it is written
+atomically. On load everything is checked: the key, the list of arrays, each
 shape, dtype and checksum, and that the splits fit together. A file that fails
 any check (truncated, bytes flipped, written by another version or for other
 settings) is not used: the caller recomputes the embeddings and overwrites it,
 with a warning. Nothing here raises on a bad file.
 """
 
-import hashlib
 import json
 import os
 
 import numpy as np
 
 from skhsfm._linear import LinearHead
-from skhsfm._utils.atomic import atomic_write
-from skhsfm._utils.hashing import array_digest
-from skhsfm._utils.npz import open_npz
+from skhsfm._utils.verified import (
+    FileInvalid,
+    key_digest,
+    read_verified,
+    write_verified,
+)
 
 __all__ = ["CacheInvalid", "cache_file", "read_cache", "write_cache"]
 
 # Bump when the meaning or layout of cache files changes.
 CACHE_VERSION = 2
 SPLITS = ("train", "val", "test")
-_META = "__meta__"
 
 
-class CacheInvalid(Exception):
+class CacheInvalid(FileInvalid):
     """A cache file that cannot be used; the message says why."""
 
 
@@ -45,8 +46,7 @@ def cache_file(cache_dir, prefix, key_parts):
     key = json.dumps(
         [CACHE_VERSION, __version__, prefix, *key_parts], default=str, sort_keys=True
     )
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
-    return os.path.join(cache_dir, f"{prefix}_{digest}.npz"), key
+    return os.path.join(cache_dir, f"{prefix}_{key_digest(key, 8)}.npz"), key
 
 
 def _arrays(splits, head, group_names, timings):
@@ -71,53 +71,8 @@ def write_cache(path, key, splits, head, group_names, timings):
     OSError when the file cannot be written (the caller carries on without).
     """
     arrays = _arrays(splits, head, group_names, timings)
-    meta = {
-        "key": key,
-        "arrays": {
-            name: [list(a.shape), a.dtype.str, array_digest(a)]
-            for name, a in arrays.items()
-        },
-    }
-    arrays[_META] = np.asarray(json.dumps(meta, sort_keys=True))
     os.makedirs(os.path.dirname(path), exist_ok=True)
-
-    def write(tmp):
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    atomic_write(path, write)
-
-
-def _verified_arrays(path, key):
-    """Every array of the file, after the key, shape, dtype and checksum checks."""
-    try:
-        with open_npz(path) as stored:
-            names = set(stored.files)
-            if _META not in names:
-                raise CacheInvalid("it has no checksums (written by an older skhsfm)")
-            meta = json.loads(str(stored[_META][()]))
-            if meta.get("key") != key:
-                raise CacheInvalid("it was written for other settings or versions")
-            listed = meta["arrays"]
-            if set(listed) != names - {_META}:
-                raise CacheInvalid("its arrays differ from those it records")
-            arrays = {}
-            for name, (shape, dtype, digest) in listed.items():
-                value = stored[name]
-                if list(value.shape) != shape or value.dtype.str != dtype:
-                    raise CacheInvalid(
-                        f"array {name} has shape {value.shape} and dtype "
-                        f"{value.dtype}; it was written with {tuple(shape)}, {dtype}"
-                    )
-                if array_digest(value) != digest:
-                    raise CacheInvalid(f"array {name} does not match its checksum")
-                arrays[name] = value
-            return arrays
-    except CacheInvalid:
-        raise
-    except Exception as exc:  # BadZipFile, bad CRC, zlib.error, EOFError, ...
-        text = " ".join(str(exc).split()) or "no details"
-        raise CacheInvalid(f"it cannot be read ({type(exc).__name__}: {text})") from exc
+    write_verified(path, arrays, key)
 
 
 def _check_layout(splits, head, group_names):
@@ -178,7 +133,10 @@ def read_cache(path, key):
     Raises :class:`CacheInvalid` (and nothing else) when the file cannot be
     used; the message says why.
     """
-    arrays = _verified_arrays(path, key)
+    try:
+        arrays = read_verified(path, key)
+    except FileInvalid as exc:
+        raise CacheInvalid(str(exc)) from exc
     try:
         return _contents(arrays)
     except CacheInvalid:

@@ -54,7 +54,6 @@ class Embeddings:
     head: LinearHead = None
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
-    memo: dict = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------- backbones

@@ -1,10 +1,16 @@
-"""``skhsfm benchmark``: ERM head, DFR, AFR, DPE and HSFM on identical embeddings.
+"""``skhsfm benchmark``: ERM head, DFR, AFR and HSFM on identical embeddings.
 
 For every seed: get the train / validation / test embeddings from a source
 (:mod:`skhsfm.cli._sources`), fit every method with the training embeddings as
 ``X`` (support pool) and the validation embeddings as ``X_val`` (hard pool), and
 score test predictions per group. Then summarize over seeds and write the
 report (:mod:`skhsfm.cli._report`).
+
+The methods are the heads registered in :mod:`skhsfm.utils`: their
+``--methods`` names, table labels and budget options come from the registry,
+and each head gets the arguments its parameters take (``random_state``,
+``device``, ``init_coef``/``init_intercept``); with ``--preset`` a head that
+has presets is built by its ``from_preset``.
 
 The parser (:func:`add_parser`), the checked settings
 (:class:`BenchmarkSettings`) and the run (:func:`run`) are in this module.
@@ -30,6 +36,7 @@ from skhsfm.cli._common import (
     setup_torch,
 )
 from skhsfm.cli._summary import summarize
+from skhsfm.utils import _registry
 
 __all__ = [
     "DATASETS",
@@ -40,8 +47,10 @@ __all__ = [
     "run_seeds",
 ]
 
+#: The registered heads, in table order.
+_HEADS = tuple(_registry("head"))
 #: Method names accepted by ``--methods``, in table order.
-METHODS = ("erm", "dfr", "afr", "dpe", "hsfm")
+METHODS = tuple(entry.key for entry in _HEADS)
 DATASETS = ("dominoes", "waterbirds", "celeba", "metashift")
 DEFAULT_SEEDS = 3
 # Embedded dominoes: split sizes and CNN epochs of the default run and of --quick.
@@ -55,15 +64,23 @@ _SIZE_HELP = {
     "--n-val": "validation images (as --n-train)",
     "--n-test": "test images (as --n-train)",
     "--backbone-epochs": "dominoes CNN epochs (default 10, 8 with --quick)",
-    "--hsfm-epochs": "HSFM n_epochs override",
-    "--afr-epochs": "AFR n_epochs override",
-    "--dfr-models": "DFR n_models override",
 }
+# A budget option per head that has one (--hsfm-epochs: HSFM's n_epochs).
+_BUDGETS = {entry.budget_option: entry for entry in _HEADS if entry.budget}
+_SIZE_HELP.update(
+    (flag, f"{entry.label} {entry.budget[1]} override")
+    for flag, entry in _BUDGETS.items()
+)
+
+
+def _dest(flag):
+    return flag[2:].replace("-", "_")
+
+
 # The same options as attribute names; each takes a count >= 1.
-_SIZE_OPTIONS = tuple(flag[2:].replace("-", "_") for flag in _SIZE_HELP)
+_SIZE_OPTIONS = tuple(_dest(flag) for flag in _SIZE_HELP)
 
 ERM_BACKBONE = "ERM (backbone head)"
-ERM_LOGREG = "ERM (logistic regression)"
 
 _EPILOG = """\
 examples:
@@ -86,8 +103,8 @@ def add_parser(subparsers):
 
     p = subparsers.add_parser(
         "benchmark",
-        help="compare ERM, DFR, AFR, DPE and HSFM on frozen embeddings",
-        description="Fit the ERM head, DFR, AFR, DPE and HSFM on identical embeddings\n"
+        help="compare ERM, DFR, AFR and HSFM on frozen embeddings",
+        description="Fit the ERM head, DFR, AFR and HSFM on identical embeddings\n"
         "(support pool = train split, hard pool = validation split) for several\n"
         "seeds; report test worst-group, mean and per-group accuracy and fit time.",
         epilog=_EPILOG,
@@ -203,8 +220,9 @@ class BenchmarkSettings:
     embedded dominoes; no cache), ``methods`` and ``seeds`` tuples without
     repeats, ``preset`` a preset name or None (the estimator's defaults),
     ``n_train/n_val/n_test`` split sizes (embedded dominoes) or caps (datasets
-    on disk; None: all), and ``hsfm_epochs/afr_epochs/dfr_models`` budget
-    overrides (None: the estimator's defaults).
+    on disk; None: all), and ``budgets`` the budget overrides given, by
+    method name (``{"hsfm": 3}`` for ``--hsfm-epochs 3``; a method not in it
+    keeps its estimator's default).
     """
 
     dataset: str = "dominoes"
@@ -221,9 +239,7 @@ class BenchmarkSettings:
     n_val: int | None = _FULL["n_val"]
     n_test: int | None = _FULL["n_test"]
     backbone_epochs: int = _FULL["backbone_epochs"]
-    hsfm_epochs: int | None = None
-    afr_epochs: int | None = None
-    dfr_models: int | None = None
+    budgets: dict = dataclasses.field(default_factory=dict)
     batch_size: int = 64
     num_workers: int = 0
     cache_dir: str | None = None
@@ -264,9 +280,13 @@ class BenchmarkSettings:
         if root is not None:
             cap = _QUICK_REAL_CAP if args.quick else None
             sizes.update(n_train=cap, n_val=cap, n_test=cap)
-        for name in _SIZE_OPTIONS:
-            if getattr(args, name) is not None:
-                sizes[name] = getattr(args, name)
+        budgets = {}
+        for flag in _SIZE_HELP:
+            value = getattr(args, _dest(flag))
+            if value is not None and flag in _BUDGETS:
+                budgets[_BUDGETS[flag].key] = value
+            elif value is not None:
+                sizes[_dest(flag)] = value
         cache_dir = None
         if not args.no_cache:
             cache_dir = os.path.abspath(
@@ -299,6 +319,7 @@ class BenchmarkSettings:
             threads=args.threads,
             out=args.out,
             quiet=args.quiet,
+            budgets=budgets,
             **sizes,
         )
 
@@ -377,9 +398,10 @@ def run(settings, argv=()):
             "hsfm_preset": settings.preset,
             "reference": reference,
             "init": settings.init,
-            "hsfm_epochs": settings.hsfm_epochs,
-            "afr_epochs": settings.afr_epochs,
-            "dfr_models": settings.dfr_models,
+            **{
+                _dest(flag): settings.budgets.get(entry.key)
+                for flag, entry in _BUDGETS.items()
+            },
             "device": settings.device,
             "torch_threads": threads,
             "python": platform.python_version(),
@@ -444,49 +466,53 @@ def run_seeds(source, settings, reporter):
 # ------------------------------------------------------------ one seed
 
 
-def _estimators(methods, seed, init, settings):
-    """``[(label, estimator)]`` for the requested methods, AFR and HSFM starting
-    from the :class:`~skhsfm.LinearHead` ``init`` (None: their default start)."""
-    from skhsfm import HSFMClassifier
-    from skhsfm.baselines import AFRClassifier, DFRClassifier, DPEClassifier
+def _arguments(entry, seed, init, settings):
+    """The arguments ``skhsfm benchmark`` gives the head of registry line
+    ``entry``: the ones among its parameters of ``random_state`` (the seed),
+    ``device``, ``init_coef``/``init_intercept`` (the :class:`~skhsfm.LinearHead`
+    ``init``; None: the head's default start) and its budget."""
+    takes = entry.parameters
+    given = {"random_state": seed, "device": str(settings.device)}
+    if init is not None:
+        given.update(init_coef=init.coef, init_intercept=init.intercept)
+    if entry.key in settings.budgets:
+        given[entry.budget[1]] = settings.budgets[entry.key]
+    return {
+        name: value
+        for name, value in given.items()
+        if name in takes and value is not None
+    }
 
-    device = str(settings.device)
-    coef, intercept = (None, None) if init is None else (init.coef, init.intercept)
-    out = []
-    if "dfr" in methods:
-        extra = {} if settings.dfr_models is None else {"n_models": settings.dfr_models}
-        out.append(("DFR", DFRClassifier(random_state=seed, **extra)))
-    if "afr" in methods:
-        extra = {} if settings.afr_epochs is None else {"n_epochs": settings.afr_epochs}
-        afr = AFRClassifier(
-            init_coef=coef,
-            init_intercept=intercept,
-            device=device,
-            random_state=seed,
-            **extra,
-        )
-        out.append(("AFR", afr))
-    if "dpe" in methods:
-        out.append(("DPE", DPEClassifier(device=device, random_state=seed)))
-    if "hsfm" in methods:
-        hsfm = HSFMClassifier(
-            settings.preset,
-            n_epochs=settings.hsfm_epochs,
-            init_coef=coef,
-            init_intercept=intercept,
-            device=device,
-            random_state=seed,
-        )
-        out.append((_label("hsfm", settings), hsfm))
-    return out
+
+def _estimators(methods, seed, init, settings):
+    """``[(label, estimator)]`` for the requested methods, in table order."""
+    return [
+        (_label(entry.key, settings), _build(entry, seed, init, settings))
+        for entry in _HEADS
+        if entry.key in methods
+    ]
+
+
+def _build(entry, seed, init, settings):
+    """The head of registry line ``entry``; with ``--preset``, a head that has
+    presets (a ``from_preset`` constructor) is built from the preset, the
+    benchmark's arguments overriding it."""
+    arguments = _arguments(entry, seed, init, settings)
+    if settings.preset is not None and _has_presets(entry):
+        return entry.estimator.from_preset(settings.preset, **arguments)
+    return entry.estimator(**arguments)
+
+
+def _has_presets(entry):
+    return callable(getattr(entry.estimator, "from_preset", None))
 
 
 def _label(method, settings):
     """The table label of a ``--methods`` name."""
-    if method == "hsfm" and settings.preset is not None:
-        return f"HSFM (preset {settings.preset})"
-    labels = {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "dpe": "DPE"}
-    return {**labels, "hsfm": "HSFM"}[method]
+    (entry,) = [entry for entry in _HEADS if entry.key == method]
+    if settings.preset is not None and _has_presets(entry):
+        return f"{entry.label} (preset {settings.preset})"
+    return entry.label
 
 
 def _score(y_true, y_pred, groups, group_names):
@@ -506,28 +532,16 @@ def _score(y_true, y_pred, groups, group_names):
 
 
 def _details(estimator):
-    """The fitted estimator's selected epoch, score and hyperparameters."""
-    names = ("best_epoch_", "best_score_", "best_C_", "best_gamma_", "best_lambda_")
-    values = {name.rstrip("_"): getattr(estimator, name, None) for name in names}
-    return {
-        name: value.item() if hasattr(value, "item") else value
-        for name, value in values.items()
-        if isinstance(value, (int, float, np.integer, np.floating))
-    }
-
-
-def _shared_logreg(emb):
-    """The logistic-regression ERM head on the training embeddings (fitted once)."""
-    if "logreg" not in emb.memo:
-        from skhsfm.baselines import ERMHeadClassifier
-
-        X, y, g = emb.splits["train"]
-        notes = []
-        tic = time.perf_counter()
-        with collect_warnings(notes):
-            head = ERMHeadClassifier().fit(X, y)
-        emb.memo["logreg"] = (head, time.perf_counter() - tic, notes)
-    return emb.memo["logreg"]
+    """The fitted estimator's selected epoch, score and hyperparameters: its
+    numeric ``best_*_`` attributes."""
+    details = {}
+    for name in sorted(vars(estimator)):
+        value = getattr(estimator, name)
+        if not (name.startswith("best_") and name.endswith("_")):
+            continue
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            details[name[:-1]] = value.item() if hasattr(value, "item") else value
+    return details
 
 
 def evaluate_seed(emb, seed, settings, reporter, notes):
@@ -559,15 +573,12 @@ def evaluate_seed(emb, seed, settings, reporter, notes):
             f"{scores['mean_accuracy']:.3f} ({fit})"
         )
 
-    # AFR and HSFM start from the backbone's head, or (None) from their default
+    # heads with init_coef start from the backbone's head, or (None) from
+    # their default
     init = emb.head if settings.init == "backbone" else None
     if "erm" in methods and emb.head is not None:
+        # the backbone's own last layer is an ERM head too, needing no fit
         add(ERM_BACKBONE, emb.head.predict(X_test), None)
-    if "erm" in methods:
-        head, seconds, logreg_notes = _shared_logreg(emb)
-        notes.setdefault(ERM_LOGREG, [])
-        notes[ERM_LOGREG].extend(n for n in logreg_notes if n not in notes[ERM_LOGREG])
-        add(ERM_LOGREG, head.predict(X_test), seconds)
     estimators = _estimators(methods, seed, init, settings)
     bar = reporter.bar(len(estimators), f"seed {seed}: methods", unit="method")
     try:

@@ -6,27 +6,29 @@ pattern, or a text file with one path per line. The output is ``OUT.npy``
 sorted for a folder or glob, the file's order for a list).
 
 The work is cut into shards of ``--shard-size`` images, each written to
-``OUT.npy.shards/`` as soon as it is done (atomically, with a manifest naming
-the images and the backbone). A run that stops, by Ctrl-C, an unreadable image
-or a lost worker, resumes from its finished shards when it is started again
-with the same arguments; ``--restart`` discards them. When every shard is done
-they are joined into ``OUT.npy`` and removed.
+``OUT.npy.shards/`` as soon as it is done, as a verified file (atomically,
+with its key and checksum, :mod:`skhsfm._utils.verified`), next to a manifest
+naming the images and the backbone. A run that stops, by Ctrl-C, an
+unreadable image or a lost worker, resumes from its finished shards when it
+is started again with the same arguments; ``--restart`` discards them. When
+every shard is done they are joined into ``OUT.npy`` (their checksums checked)
+and removed.
 
 ``--backend dask`` runs one task per shard on a Dask cluster (``--address`` of
 its scheduler, or a local cluster of ``--workers`` processes); ``--backend
 ray`` streams the shards through Ray Data actors (``--address`` of a Ray
-cluster, or a local Ray). The embedder travels to each worker once and every
-worker loads the backbone once (see :mod:`skhsfm.distributed`).
+cluster, or a local Ray). Both go through :mod:`skhsfm.distributed`
+(``embed_dask``, ``embed_ray``): the embedder travels to each worker once and
+every worker loads the backbone once.
 
 The parser (:func:`add_parser`), the checked settings (:class:`EmbedSettings`)
 and the run (:func:`run`) are in this module. dask and ray are imported only
 by their backends.
 """
 
+import contextlib
 import dataclasses
 import glob
-import hashlib
-import json
 import os
 import shutil
 import sys
@@ -34,6 +36,15 @@ import sys
 import numpy as np
 
 from skhsfm._utils.atomic import atomic_write
+from skhsfm._utils.verified import (
+    FileInvalid,
+    key_digest,
+    read_json,
+    read_verified,
+    verified_shapes,
+    write_json,
+    write_verified,
+)
 from skhsfm.cli._common import (
     CLIError,
     Reporter,
@@ -49,7 +60,8 @@ BACKENDS = ("local", "dask", "ray")
 #: Files a folder or glob is searched for (case-insensitive).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
-_MANIFEST_FORMAT = 1
+#: 2: shards are verified .npz files (1: plain .npy files).
+_MANIFEST_FORMAT = 2
 
 _EPILOG = """\
 examples:
@@ -262,11 +274,10 @@ class ShardStore:
         self.paths = paths
         self.size = settings.shard_size
         self.n_shards = -(-len(paths) // self.size)
-        digest = hashlib.blake2b("\n".join(paths).encode(), digest_size=16)
         self.manifest = {
             "format": _MANIFEST_FORMAT,
             "images": len(paths),
-            "paths_digest": digest.hexdigest(),
+            "paths_digest": key_digest("\n".join(paths)),
             "shard_size": self.size,
             "embedder": {k: _jsonable(v) for k, v in settings.embedder.items()},
         }
@@ -277,11 +288,7 @@ class ShardStore:
         if restart and os.path.isdir(self.folder):
             shutil.rmtree(self.folder)
         if os.path.exists(path):
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    found = json.load(handle)
-            except (OSError, ValueError):
-                found = None
+            found = read_json(path)
             if _comparable(found) != _comparable(self.manifest):
                 raise CLIError(
                     f"{self.folder} holds shards of another run (other images "
@@ -293,26 +300,27 @@ class ShardStore:
             os.makedirs(self.folder, exist_ok=True)
         except OSError as exc:
             raise CLIError(f"--out: cannot create {self.folder}: {exc}") from exc
-        data = json.dumps(self.manifest, indent=1).encode()
-        atomic_write(path, lambda tmp: _write_bytes(tmp, data))
+        write_json(path, self.manifest)
 
     def rows(self, k):
         return self.paths[k * self.size : (k + 1) * self.size]
 
     def _file(self, k):
-        return os.path.join(self.folder, f"shard-{k:06d}.npy")
+        return os.path.join(self.folder, f"shard-{k:06d}.npz")
+
+    def _key(self, k):
+        """What shard ``k`` is: its images (by the manifest's digest) and place."""
+        return f"{self.manifest['paths_digest']}/{self.size}/{k}"
 
     def done(self, k):
-        """Whether shard ``k`` is finished (a readable float32 array of its rows)."""
+        """Whether shard ``k`` is finished: a verified file of this shard with a
+        float32 array of one row per image (its checksum is checked by
+        :meth:`join`, which reads the data)."""
         try:
-            array = np.load(self._file(k), mmap_mode="r")
-        except (OSError, ValueError):
+            shape, dtype = verified_shapes(self._file(k), self._key(k))["embeddings"]
+        except (FileInvalid, KeyError):
             return False
-        return (
-            array.dtype == np.float32
-            and array.ndim == 2
-            and array.shape[0] == len(self.rows(k))
-        )
+        return dtype == np.float32 and len(shape) == 2 and shape[0] == len(self.rows(k))
 
     def write(self, k, embeddings):
         array = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -321,18 +329,33 @@ class ShardStore:
                 f"shard {k} came back with {array.shape[0]} rows for "
                 f"{len(self.rows(k))} images."
             )
-        atomic_write(self._file(k), lambda tmp: np.save(tmp, array))
+        write_verified(self._file(k), {"embeddings": array}, self._key(k))
+
+    def read(self, k):
+        """Shard ``k``'s embeddings, verified; a bad shard is removed (so that a
+        re-run computes it again) and reported."""
+        try:
+            return read_verified(self._file(k), self._key(k))["embeddings"]
+        except FileInvalid as exc:
+            try:
+                os.remove(self._file(k))
+            except OSError:
+                pass
+            raise CLIError(
+                f"shard {k} ({self._file(k)}) cannot be used: {exc}; it was "
+                "removed, run the same command again to compute it anew."
+            ) from exc
 
     def join(self, out, paths_file):
         """Write ``out`` and ``paths_file`` from the shards, then remove them."""
-        dim = np.load(self._file(0), mmap_mode="r").shape[1]
+        dim = verified_shapes(self._file(0), self._key(0))["embeddings"][0][1]
 
         def fill(tmp):
             joined = np.lib.format.open_memmap(
                 tmp, mode="w+", dtype=np.float32, shape=(len(self.paths), dim)
             )
             for k in range(self.n_shards):
-                shard = np.load(self._file(k), mmap_mode="r")
+                shard = self.read(k)
                 if shard.shape[1] != dim:
                     raise CLIError(
                         f"shard {k} has {shard.shape[1]} columns, shard 0 {dim}; "
@@ -382,38 +405,20 @@ def _run_local(embedder, store, pending, on_done):
 
 
 def _run_dask(embedder, store, pending, on_done, address, workers):
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise CLIError(
-            "--backend dask needs dask.distributed; install it with "
-            "`pip install 'skhsfm[distributed]'`."
-        ) from exc
-    cluster = None
-    if address is None:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, dashboard_address=None
-        )
-        address = cluster
-    try:
-        client = Client(address)
-    except (OSError, TimeoutError) as exc:
-        raise CLIError(
-            f"--address {address}: cannot reach the scheduler: {exc}"
-        ) from exc
-    try:
-        # shipped once to every worker: one copy, one loaded backbone each
-        shared = client.scatter(embedder, broadcast=True)
-        futures = {
-            client.submit(_embed_shard, shared, store.rows(k), pure=False): k
-            for k in pending
-        }
-        for future in as_completed(futures):
-            on_done(futures[future], future.result())
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    from skhsfm.distributed import _completed_blocks, _dask_client, embed_dask
+
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(_dask_client(address, workers))
+        except ImportError as exc:
+            raise CLIError(f"--backend dask: {exc}") from exc
+        except ConnectionError as exc:
+            raise CLIError(f"--address {address}: {exc}") from exc
+        paths = [p for k in pending for p in store.rows(k)]
+        # one block per shard, in order (only the last shard is short)
+        embeddings = embed_dask(embedder, paths, chunk_size=store.size)
+        for i, block in _completed_blocks(client, embeddings):
+            on_done(pending[i], block)
 
 
 def _run_ray(embedder, store, pending, on_done, address, workers):

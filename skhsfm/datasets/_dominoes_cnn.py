@@ -9,7 +9,6 @@ names is first used, so ``import skhsfm`` stays light.
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -18,6 +17,7 @@ from sklearn.utils import check_random_state
 
 from skhsfm._linear import LinearHead
 from skhsfm._sklearn_compat import Hidden, Interval, StrOptions, validate_params
+from skhsfm._utils.deprecation import warn_deprecated
 from skhsfm._utils.torch import make_generator, resolve_device, to_numpy, torch
 
 __all__ = ["EpochRecord", "ERMBackbone", "ImageTransform", "train_dominoes_backbone"]
@@ -191,12 +191,10 @@ class ERMBackbone(nn.Module):
         coef : ndarray of shape (n_classes, d) or (1, d)
         intercept : ndarray of shape (n_classes,) or (1,)
         """
-        warnings.warn(
-            "ERMBackbone.head_weights() is deprecated since 0.2 and will be "
-            "removed in 0.3; use ERMBackbone.linear_head(), a LinearHead with "
-            ".coef and .intercept (one row for two classes).",
-            FutureWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "ERMBackbone.head_weights()",
+            "use ERMBackbone.linear_head(), a LinearHead with .coef and "
+            ".intercept (one row for two classes)",
         )
         if collapse_binary:
             head = self.linear_head()
@@ -306,11 +304,8 @@ def _renamed_arguments(given, current, defaults):
                 f"{new}={values[new]!r}); {old} is the deprecated name of {new}, "
                 f"pass {new} only."
             )
-        warnings.warn(
-            f"train_dominoes_backbone({old}=...) is deprecated since 0.2 and will "
-            f"be removed in 0.3; use {new}={value!r}.",
-            FutureWarning,
-            stacklevel=4,
+        warn_deprecated(
+            f"train_dominoes_backbone({old}=...)", f"use {new}={value!r}", stacklevel=4
         )
         values[new] = value
     return values
@@ -394,9 +389,9 @@ def train_dominoes_backbone(
         loss, accuracy, seconds), e.g. to advance a progress bar; its return
         value is ignored.
     epochs : int
-        Deprecated alias of ``n_epochs`` (since 0.2, removed in 0.3).
+        Deprecated alias of ``n_epochs`` (deprecated in 0.2, removed in 0.3).
     lr : float
-        Deprecated alias of ``learning_rate`` (since 0.2, removed in 0.3).
+        Deprecated alias of ``learning_rate`` (deprecated in 0.2, removed in 0.3).
 
     Returns
     -------

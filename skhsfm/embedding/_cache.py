@@ -4,62 +4,46 @@ One entry per image, so that a cache filled shard by shard (by Dask tasks, Ray
 actors, ``skhsfm embed`` runs) serves the whole list and the other way round.
 Layout under the ``memory`` folder::
 
-    skhsfm_embeddings/v2/<backbone key>/meta.json      {"dim": d, ...}
-    skhsfm_embeddings/v2/<backbone key>/<ab>/<digest>.npz
+    skhsfm_embeddings/v3/<backbone key>/meta.json      {"dim": d, ...}
+    skhsfm_embeddings/v3/<backbone key>/<ab>/<digest>.npz
 
-Each entry holds the image key it was written for (``key``) and its float32
-embedding (``embedding``). An entry is used only when it reads back as exactly
-that: the same key, one row of the backbone's dimension (``meta.json``), dtype
-float32, an intact file (the zip's checksums). Anything else is recomputed
-with a warning and rewritten. Files are written under a temporary name and
-renamed into place, so a reader never sees half an entry and concurrent
-writers (which write the same bytes) cannot corrupt one.
+Each entry is a verified file (:mod:`skhsfm._utils.verified`) of one float32
+embedding (``embedding``), recording the image key it was written for and the
+embedding's checksum. An entry is used only when it reads back as exactly
+that: the same key, an intact array (its checksum), one row of the backbone's
+dimension (``meta.json``), dtype float32. Anything else is recomputed with a
+warning and rewritten. Files are written under a temporary name and renamed
+into place, so a reader never sees half an entry and concurrent writers
+(which write the same bytes) cannot corrupt one.
 """
 
-import hashlib
-import json
 import os
-import tempfile
 import warnings
 
 import numpy as np
 
 from skhsfm._utils.atomic import ensure_folder
-from skhsfm._utils.npz import open_npz
+from skhsfm._utils.verified import (
+    FileInvalid,
+    key_digest,
+    read_json,
+    read_verified,
+    write_json,
+    write_verified,
+)
 from skhsfm.embedding._keys import CACHE_FORMAT, image_keys
 
 __all__ = ["ENTRY_FORMAT", "EmbeddingStore", "cached_embeddings", "memory_location"]
 
-#: Version of the per-image entry layout (the folder name ``v2``).
-ENTRY_FORMAT = 2
+#: Version of the per-image entry layout (the folder name ``v3``; ``v2``
+#: entries, before checksums, are not read).
+ENTRY_FORMAT = 3
 
 _UNKEYABLE = (
     "memory is ignored for this call: the backbone or preprocess callable could "
     "not be fingerprinted (it cannot be pickled). Use a torch.nn.Module, a "
     "module-level function or a torchvision transform to enable caching."
 )
-
-
-def _write_atomically(path, write):
-    """``write(file_object)`` to a temporary file next to ``path``, then rename it
-    over ``path``; on failure ``path`` is untouched and the temporary removed.
-
-    ``skhsfm._utils.atomic.atomic_write`` without its fsync: an entry is one small
-    file per image, thousands per call, and one that a crash leaves empty or
-    short fails verification and is recomputed.
-    """
-    folder, name = os.path.split(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def memory_location(memory):
@@ -104,18 +88,14 @@ class EmbeddingStore:
 
     def _entry(self, key):
         text = f"{self.backbone_key}/{key}"
-        digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        digest = key_digest(text)
         return os.path.join(self.root, digest[:2], digest + ".npz"), text
 
     def _dim(self):
         """The embedding size recorded in ``meta.json``; None if unreadable."""
-        try:
-            with open(os.path.join(self.root, "meta.json")) as file:
-                meta = json.load(file)
-        except (OSError, ValueError):
-            return None
+        meta = read_json(os.path.join(self.root, "meta.json"))
         if (
-            not isinstance(meta, dict)
+            meta is None
             or meta.get("backbone_key") != self.backbone_key
             or meta.get("format") != [CACHE_FORMAT, ENTRY_FORMAT]
             or not isinstance(meta.get("dim"), int)
@@ -166,19 +146,13 @@ class EmbeddingStore:
                     "dim": int(embeddings.shape[1]),
                     "dtype": "float32",
                 }
-                data = json.dumps(meta).encode()
-                _write_atomically(
-                    os.path.join(self.root, "meta.json"), lambda f: f.write(data)
-                )
+                write_json(os.path.join(self.root, "meta.json"), meta, durable=False)
             for key, row in zip(keys, embeddings):
                 path, text = self._entry(key)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                _write_atomically(
-                    path,
-                    lambda f, text=text, row=row: np.savez(
-                        f, key=np.array(text), embedding=row
-                    ),
-                )
+                # not flushed to disk: one small file per image, and one that a
+                # crash leaves short fails verification and is recomputed
+                write_verified(path, {"embedding": row}, text, durable=False)
         except (OSError, ValueError) as exc:
             warnings.warn(
                 f"memory: could not write embeddings to {self.root!r} ({exc}); "
@@ -193,15 +167,11 @@ def _read_entry(path, text, dim):
     if dim is None:
         return None, "the cache's meta.json is missing or does not match"
     try:
-        with open_npz(path) as entry:
-            if set(entry.files) != {"key", "embedding"}:
-                return None, f"{path!r} is not an embedding entry"
-            key = entry["key"]
-            row = entry["embedding"]
-    except Exception as exc:  # unreadable, truncated, failed checksum
-        return None, f"{path!r} cannot be read: {exc}"
-    if key.shape != () or str(key) != text:
-        return None, f"{path!r} was written for another image or backbone"
+        row = read_verified(path, text)["embedding"]
+    except FileInvalid as exc:
+        return None, f"{path!r}: {exc}"
+    except KeyError:
+        return None, f"{path!r} is not an embedding entry"
     if row.dtype != np.float32 or row.shape != (dim,):
         return None, (
             f"{path!r} holds a {row.dtype} array of shape {row.shape}, not "

@@ -1,11 +1,11 @@
 """Projection: the support set, its edits and the hard set on two PCA axes."""
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from skhsfm._sklearn_compat import validate_params
+from skhsfm._utils.deprecation import warn_deprecated
 from skhsfm._utils.table import format_table
 from skhsfm._validation import check_X
 from skhsfm.inspection._common import check_rows, check_width, support_arrays
@@ -227,13 +227,12 @@ def _projection_from_estimator(estimator, X, y, attribute, support_attribute):
             "plot_edit_projection takes the EditProjection returned by "
             f"edit_projection(...); got {type(estimator).__name__}."
         )
-    warnings.warn(
-        "plot_edit_projection(estimator, X, ...) is deprecated in 0.2 and will be "
-        "removed in 0.3; call edit_projection(estimator, X, y=..., attribute=..., "
+    warn_deprecated(
+        "plot_edit_projection(estimator, X, ...)",
+        "call edit_projection(estimator, X, y=..., attribute=..., "
         "support_attribute=...) first and pass its result: "
         "plot_edit_projection(edit_projection(estimator, X, ...)) or "
-        "edit_projection(estimator, X, ...).plot().",
-        FutureWarning,
+        "edit_projection(estimator, X, ...).plot()",
         stacklevel=3,
     )
     return edit_projection(
@@ -289,58 +288,93 @@ def plot_edit_projection(
         ``plot_edit_projection(estimator, X, ...)`` computes the projection
         itself; it will be removed in 0.3. Call :func:`edit_projection` first.
     """
-    from matplotlib.lines import Line2D
-
     if limits not in _LIMITS:
         raise ValueError(f"limits must be 'auto', 'all' or 'data'; got {limits!r}.")
-    if isinstance(result, EditProjection):
-        given = [
-            name
-            for name, value in (
-                ("X", X),
-                ("y", y),
-                ("attribute", attribute),
-                ("support_attribute", support_attribute),
-            )
-            if value is not None
-        ]
-        if given:
-            raise TypeError(
-                f"{', '.join(given)} belong to edit_projection(...), not to "
-                "plot_edit_projection(result); the result already holds them."
-            )
-        proj = result
-    else:
-        proj = _projection_from_estimator(result, X, y, attribute, support_attribute)
-    labels = [proj.support_labels]
-    if proj.hard_labels is not None:
-        labels.append(proj.hard_labels)
-    class_values = np.unique(np.concatenate(labels))
-    attrs = [a for a in (proj.support_attribute, proj.hard_attribute) if a is not None]
-    attr_values = np.unique(np.concatenate(attrs)) if attrs else np.array([])
-    colors = palette(class_values.shape[0])
-
-    def color_of(values):
-        return [colors[k] for k in np.searchsorted(class_values, values)]
-
-    def marker_groups(attr_of_points, n):
-        if attr_of_points is None:
-            return [("o", np.ones(n, dtype=bool))]
-        index = np.searchsorted(attr_values, attr_of_points)
-        return [
-            (MARKERS[k % len(MARKERS)], index == k) for k in range(attr_values.shape[0])
-        ]
-
+    proj = _as_projection(result, X, y, attribute, support_attribute)
+    style = _Style(proj)
     fig = new_figure("plot_edit_projection", figsize=(7.5, 6.2))
     ax = fig.subplots()
-    # hard set, faint, colored by class when known
+    _draw_hard_set(ax, proj, style)
+    _draw_support(ax, proj, style)
+    handles = _legend_handles(style, class_names, attribute_names)
+    ax.legend(handles=handles, fontsize="small", loc="best", framealpha=0.8)
+    ratio = proj.explained_variance_ratio
+    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
+    epoch = "?" if proj.epoch is None else proj.epoch
+    title = (
+        f"Support edits and hard set (epoch {epoch}), PCA of initial support + hard set"
+    )
+    outside = _frame_data(ax, proj, limits)
+    if outside:
+        title += (
+            f"\n{outside} edited points lie outside the frame; limits='all' shows them"
+        )
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return finish(fig, path)
+
+
+def _as_projection(result, X, y, attribute, support_attribute):
+    """The EditProjection to draw: ``result`` itself (then the deprecated
+    arguments must be None), or one computed from a fitted classifier."""
+    if not isinstance(result, EditProjection):
+        return _projection_from_estimator(result, X, y, attribute, support_attribute)
+    given = [
+        name
+        for name, value in (
+            ("X", X),
+            ("y", y),
+            ("attribute", attribute),
+            ("support_attribute", support_attribute),
+        )
+        if value is not None
+    ]
+    if given:
+        raise TypeError(
+            f"{', '.join(given)} belong to edit_projection(...), not to "
+            "plot_edit_projection(result); the result already holds them."
+        )
+    return result
+
+
+class _Style:
+    """Colors by class and markers by attribute, for every point drawn."""
+
+    def __init__(self, proj):
+        labels = [proj.support_labels]
+        if proj.hard_labels is not None:
+            labels.append(proj.hard_labels)
+        self.class_values = np.unique(np.concatenate(labels))
+        attrs = [
+            a for a in (proj.support_attribute, proj.hard_attribute) if a is not None
+        ]
+        self.attr_values = np.unique(np.concatenate(attrs)) if attrs else np.array([])
+        self.colors = palette(self.class_values.shape[0])
+
+    def color_of(self, values):
+        return [self.colors[k] for k in np.searchsorted(self.class_values, values)]
+
+    def marker_groups(self, attr_of_points, n):
+        """``[(marker, mask)]``: the points of each attribute value."""
+        if attr_of_points is None:
+            return [("o", np.ones(n, dtype=bool))]
+        index = np.searchsorted(self.attr_values, attr_of_points)
+        return [
+            (MARKERS[k % len(MARKERS)], index == k)
+            for k in range(self.attr_values.shape[0])
+        ]
+
+
+def _draw_hard_set(ax, proj, style):
+    """The hard set, faint, colored by class when known."""
     hard_colors = (
-        color_of(proj.hard_labels)
+        style.color_of(proj.hard_labels)
         if proj.hard_labels is not None
         else ["0.6"] * proj.hard.shape[0]
     )
     hard_colors = np.array(hard_colors, dtype=object)
-    for marker, mask in marker_groups(proj.hard_attribute, proj.hard.shape[0]):
+    for marker, mask in style.marker_groups(proj.hard_attribute, proj.hard.shape[0]):
         if mask.any():
             ax.scatter(
                 proj.hard[mask, 0],
@@ -351,7 +385,12 @@ def plot_edit_projection(
                 alpha=0.3,
                 linewidths=0,
             )
-    support_colors = np.array(color_of(proj.support_labels), dtype=object)
+
+
+def _draw_support(ax, proj, style):
+    """The initial support points (filled), the edited ones (hollow) and an
+    arrow from each to its edit."""
+    support_colors = np.array(style.color_of(proj.support_labels), dtype=object)
     start, end = proj.support_init, proj.support_edited
     ax.quiver(
         start[:, 0],
@@ -365,7 +404,7 @@ def plot_edit_projection(
         width=0.003,
         alpha=0.7,
     )
-    for marker, mask in marker_groups(proj.support_attribute, start.shape[0]):
+    for marker, mask in style.marker_groups(proj.support_attribute, start.shape[0]):
         if not mask.any():
             continue
         ax.scatter(
@@ -388,65 +427,33 @@ def plot_edit_projection(
             linewidths=1.4,
             zorder=3,
         )
+
+
+def _legend_handles(style, class_names, attribute_names):
+    """One legend entry per class (color), per attribute (marker), and for
+    the three kinds of points."""
+    from matplotlib.lines import Line2D
+
+    def point(**kwargs):
+        return Line2D([], [], ls="", **kwargs)
+
     class_name = namer(class_names, "y")
     attribute_name = namer(attribute_names, "a")
     handles = [
-        Line2D([], [], ls="", marker="s", ms=8, color=colors[k], label=class_name(c))
-        for k, c in enumerate(class_values)
+        point(marker="s", ms=8, color=style.colors[k], label=class_name(c))
+        for k, c in enumerate(style.class_values)
     ]
     handles += [
-        Line2D(
-            [],
-            [],
-            ls="",
-            marker=MARKERS[k % len(MARKERS)],
-            ms=7,
-            color="0.3",
-            label=attribute_name(a),
+        point(
+            marker=MARKERS[k % len(MARKERS)], ms=7, color="0.3", label=attribute_name(a)
         )
-        for k, a in enumerate(attr_values)
+        for k, a in enumerate(style.attr_values)
     ]
-    handles += [
-        Line2D(
-            [],
-            [],
-            ls="",
-            marker="o",
-            ms=7,
-            mfc="0.5",
-            mec="k",
-            label="support, initial",
-        ),
-        Line2D(
-            [],
-            [],
-            ls="",
-            marker="o",
-            ms=7,
-            mfc="none",
-            mec="0.3",
-            label="support, edited",
-        ),
-        Line2D(
-            [], [], ls="", marker="o", ms=4, color="0.5", alpha=0.4, label="hard set"
-        ),
+    return handles + [
+        point(marker="o", ms=7, mfc="0.5", mec="k", label="support, initial"),
+        point(marker="o", ms=7, mfc="none", mec="0.3", label="support, edited"),
+        point(marker="o", ms=4, color="0.5", alpha=0.4, label="hard set"),
     ]
-    ax.legend(handles=handles, fontsize="small", loc="best", framealpha=0.8)
-    ratio = proj.explained_variance_ratio
-    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
-    ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
-    epoch = "?" if proj.epoch is None else proj.epoch
-    title = (
-        f"Support edits and hard set (epoch {epoch}), PCA of initial support + hard set"
-    )
-    outside = _frame_data(ax, proj, limits)
-    if outside:
-        title += (
-            f"\n{outside} edited points lie outside the frame; limits='all' shows them"
-        )
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    return finish(fig, path)
 
 
 def _frame_data(ax, proj, limits):

@@ -98,9 +98,31 @@ def group_counts(y_true, y_pred, groups):
 
 def selection_score(y_true, y_pred, groups):
     """Worst-group accuracy when groups are known, else worst-class accuracy,
-    plus the mean accuracy: the numbers models are selected by.
+    plus the mean accuracy: the numbers every head selects by.
 
     For encoded labels inside a fit (no input checks).
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n,)
+    y_pred : ndarray of shape (n,) or (n, n_candidates)
+        Predictions of one model, or one column per candidate model (AFR scores
+        its whole grid of heads at once).
+    groups : ndarray of shape (n,) or None
+
+    Returns
+    -------
+    worst, mean : float, or ndarray of shape (n_candidates,) for 2-d ``y_pred``
     """
-    counts = group_counts(y_true, y_pred, y_true if groups is None else groups)
-    return counts.worst, counts.mean
+    strata = y_true if groups is None else groups
+    if np.ndim(y_pred) == 1:
+        counts = group_counts(y_true, y_pred, strata)
+        return counts.worst, counts.mean
+    labels, inverse = unique_labels(strata)
+    members = np.zeros((labels.shape[0], inverse.shape[0]))
+    members[inverse, np.arange(inverse.shape[0])] = 1.0
+    # hits per group and candidate: sums of 0/1 in float64, exact
+    n_correct = members @ (y_pred == y_true[:, None])
+    counts = members.sum(1)
+    worst = (n_correct / counts[:, None]).min(0)
+    return worst, n_correct.sum(0) / inverse.shape[0]
