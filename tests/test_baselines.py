@@ -459,7 +459,9 @@ def test_afr_core_is_the_fit_given_numpy(binary_data):
     from skhsfm.metrics._engine import selection_score
 
     X, y, g, X_val, y_val, g_val = binary_data[:6]
-    afr = small_afr(rescale=False).fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
+    afr = small_afr(rescale=False).fit(
+        X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val
+    )
     sel = afr.selection_indices_
     shapes = []
 
@@ -490,7 +492,9 @@ def test_afr_core_ties_go_to_the_earliest_epoch_and_first_pair(binary_data):
     from skhsfm.baselines._afr_core import run_afr
 
     X, y, g, X_val, y_val, g_val = binary_data[:6]
-    afr = small_afr(rescale=False).fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
+    afr = small_afr(rescale=False).fit(
+        X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val
+    )
 
     def flat(pred):
         return np.zeros(pred.shape[1]), np.zeros(pred.shape[1])
