@@ -161,3 +161,115 @@ def test_reference_must_be_a_requested_method():
     assert _settings(["--reference", "erm", "--methods", "erm"]).reference == "erm"
     with pytest.raises(SystemExit):
         _settings(["--reference", "afr", "--methods", "erm", "hsfm"])
+
+
+# ------------------------------------------------------------- situations
+
+
+def _embeddings(head=None):
+    from skhsfm.cli._sources import Embeddings
+    from skhsfm.datasets import make_spurious_embeddings
+
+    splits = {}
+    for split, n in (("train", 240), ("val", 120), ("test", 120)):
+        X, y, _, g = make_spurious_embeddings(n, 8, split=split, random_state=0)
+        splits[split] = (X, y, g)
+    return Embeddings(splits, ["g0", "g1", "g2", "g3"], head)
+
+
+def test_situations_option(tmp_path):
+    from skhsfm.cli._evaluate import SITUATIONS
+
+    assert [s.key for s in _settings([]).situations] == ["val"]
+    every = _settings(["--situations", "all"]).situations
+    assert [s.key for s in every] == ["both", "val", "none", "train"]
+    assert every == tuple(SITUATIONS.values())
+    # table order whatever the order given
+    picked = _settings(["--situations", "train", "val"]).situations
+    assert [s.key for s in picked] == ["val", "train"]
+    for bad in (["val", "val"], ["sometimes"]):
+        with pytest.raises(SystemExit):
+            _settings(["--situations", *bad])
+
+
+def test_fit_call_gives_each_situation_its_labels():
+    from skhsfm.cli._evaluate import SITUATIONS, fit_call
+
+    emb = _embeddings()
+    X, y, g = emb.splits["train"]
+    Xv, yv, gv = emb.splits["val"]
+    (args, kwargs) = fit_call(SITUATIONS["both"], emb.splits)
+    assert args[2] is g and kwargs["groups_val"] is gv and kwargs["X_val"] is Xv
+    (args, kwargs) = fit_call(SITUATIONS["val"], emb.splits)
+    assert args[2] is None and kwargs["groups_val"] is gv
+    (args, kwargs) = fit_call(SITUATIONS["none"], emb.splits)
+    assert args[2] is None and set(kwargs) == {"X_val", "y_val"}
+    (args, kwargs) = fit_call(SITUATIONS["train"], emb.splits)
+    assert args[2] is g and kwargs == {}
+    no_val = {"train": emb.splits["train"]}
+    assert fit_call(SITUATIONS["val"], no_val) is None
+    assert fit_call(SITUATIONS["train"], no_val) is not None
+
+
+def test_heads_that_need_groups_infer_them_where_there_are_none():
+    from skhsfm.baselines import DFRClassifier
+    from skhsfm.cli._evaluate import SITUATIONS, adapt
+    from skhsfm.groups import InferredGroupsClassifier
+
+    dfr = DFRClassifier()
+    for key in ("both", "val", "train"):
+        assert adapt(dfr, "required", SITUATIONS[key], 0) is dfr
+    wrapped = adapt(dfr, "required", SITUATIONS["none"], 3)
+    assert isinstance(wrapped, InferredGroupsClassifier)
+    assert wrapped.estimator is dfr and wrapped.random_state == 3
+    assert adapt(dfr, "optional", SITUATIONS["none"], 0) is dfr
+
+
+def test_evaluate_seed_in_every_situation():
+    from skhsfm import LinearHead
+    from skhsfm.cli._common import Reporter
+    from skhsfm.cli._evaluate import SITUATIONS
+
+    emb = _embeddings(LinearHead(np.ones((1, 8)), [0.0]))
+    settings = BenchmarkSettings(
+        methods=("erm", "dfr", "hsfm"),
+        device="cpu",
+        budgets={"hsfm": 2},
+        situations=tuple(SITUATIONS.values()),
+    )
+    notes = {}
+    records = evaluate_seed(emb, 0, settings, Reporter(quiet=True), notes)
+    labels = [r["method"] for r in records]
+    # the heads that ignore groups and X_val are fit once, without a tag
+    assert labels[:2] == ["ERM (backbone head)", "ERM (logistic regression)"]
+    tags = [s.tag for s in SITUATIONS.values()]
+    assert labels[2:] == [f"{m} [{t}]" for t in tags for m in ("DFR", "HSFM")]
+    by_label = {r["method"]: r for r in records}
+    for record in records:
+        assert 0.0 <= record["worst_group_accuracy"] <= record["mean_accuracy"] <= 1
+    # HSFM records the groups it inferred per situation in its details
+    assert by_label["HSFM [val groups]"]["details"]["best_epoch"] >= 0
+    # without a validation split the source would be skipped with a note
+    no_val = dataclasses.replace(
+        emb, splits={k: emb.splits[k] for k in ("train", "test")}
+    )
+    notes = {}
+    records = evaluate_seed(no_val, 0, settings, Reporter(quiet=True), notes)
+    assert {r["method"] for r in records} >= {
+        "DFR [no val split]",
+        "HSFM [no val split]",
+    }
+    assert not any("[val groups]" in r["method"] for r in records)
+    assert any("no validation split" in n for n in notes["[val groups]"])
+
+
+def test_reference_is_taken_in_the_val_situation():
+    from skhsfm.cli._evaluate import SITUATIONS, reference_label
+
+    every = tuple(SITUATIONS.values())
+    settings = BenchmarkSettings(situations=every)
+    assert reference_label(settings) == "DFR [val groups]"
+    settings = BenchmarkSettings(situations=(SITUATIONS["none"], SITUATIONS["train"]))
+    assert reference_label(settings) == "DFR [no groups]"
+    assert reference_label(BenchmarkSettings()) == "DFR"
+    assert reference_label(BenchmarkSettings(reference=None)) is None

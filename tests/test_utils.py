@@ -111,7 +111,7 @@ def test_benchmark_methods_come_from_the_registry():
         if entry.budget is not None:
             assert entry.budget_option in help_text
     settings = BenchmarkSettings(device="cpu", budgets={"hsfm": 3, "dfr": 2})
-    built = dict(_estimators(METHODS, 7, None, settings))
+    built = {label: est for _, label, est in _estimators(METHODS, 7, None, settings)}
     assert list(built) == [entry.label for entry in heads]
     for entry in heads:
         params = built[entry.label].get_params()
@@ -128,7 +128,7 @@ def test_benchmark_gives_the_backbone_head_to_heads_that_take_one():
 
     init = LinearHead(np.ones((1, 4)), [0.5])
     settings = BenchmarkSettings(device="cpu", preset="dominoes")
-    built = dict(_estimators(METHODS, 0, init, settings))
+    built = {label: est for _, label, est in _estimators(METHODS, 0, init, settings)}
     for label, estimator in built.items():
         params = estimator.get_params()
         if "init_coef" in params:

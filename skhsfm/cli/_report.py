@@ -142,7 +142,13 @@ def benchmark_footnotes(has_head, wall, timings, notes, cached_seeds, reference=
         "groups; +- is the standard deviation over seeds; per-group columns are "
         "means over seeds.",
         "All methods fit on the same embeddings: support pool = train split, "
-        f"hard pool = validation split. AFR and HSFM start from {start}.",
+        f"hard pool = validation split. AFR and HSFM start from {start}"
+        + (
+            " (in the no-val-split situation from their default: the backbone's "
+            "head was trained on the very rows they hold out)."
+            if has_head
+            else "."
+        ),
         "fit (s): wall time of fit (mean over seeds; the CPU may be shared).",
     ]
     if reference is not None:

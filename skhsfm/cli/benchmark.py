@@ -22,8 +22,6 @@ import os
 import platform
 import time
 
-import numpy as np
-
 from skhsfm._utils.atomic import check_folder_path
 from skhsfm.cli._common import (
     CLIError,
@@ -31,9 +29,17 @@ from skhsfm.cli._common import (
     add_backbone_options,
     add_common_options,
     check_positive,
-    collect_warnings,
     make_out,
     setup_torch,
+)
+from skhsfm.cli._evaluate import (  # noqa: F401 (re-exported for callers)
+    ERM_BACKBONE,
+    SITUATIONS,
+    _estimators,
+    _label,
+    evaluate_seed,
+    parse,
+    reference_label,
 )
 from skhsfm.cli._summary import summarize
 from skhsfm.utils import _registry
@@ -80,7 +86,6 @@ def _dest(flag):
 # The same options as attribute names; each takes a count >= 1.
 _SIZE_OPTIONS = tuple(_dest(flag) for flag in _SIZE_HELP)
 
-ERM_BACKBONE = "ERM (backbone head)"
 
 _EPILOG = """\
 examples:
@@ -145,6 +150,18 @@ def add_parser(subparsers):
         "gives the mean paired difference of test worst-group accuracy and its 95%% "
         "confidence interval (paired t over seeds); none: no comparison "
         "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--situations",
+        nargs="+",
+        choices=list(SITUATIONS) + ["all"],
+        default=["val"],
+        metavar="SITUATION",
+        help="the data situations every method is fit in: both (groups on the "
+        "train and val splits), val (groups on the val split only), none (no "
+        "group labels), train (no val split: the training split and its "
+        "groups); all: the four. With several, each label gets its situation "
+        "and --reference is taken in the val situation (default: val)",
     )
     p.add_argument(
         "--init",
@@ -222,7 +239,8 @@ class BenchmarkSettings:
     ``n_train/n_val/n_test`` split sizes (embedded dominoes) or caps (datasets
     on disk; None: all), and ``budgets`` the budget overrides given, by
     method name (``{"hsfm": 3}`` for ``--hsfm-epochs 3``; a method not in it
-    keeps its estimator's default).
+    keeps its estimator's default), ``situations`` the data situations
+    (:data:`~skhsfm.cli._evaluate.SITUATIONS`) every method is fit in.
     """
 
     dataset: str = "dominoes"
@@ -234,6 +252,7 @@ class BenchmarkSettings:
     seeds: tuple = tuple(range(DEFAULT_SEEDS))
     preset: str | None = None
     reference: str | None = "dfr"
+    situations: tuple = (SITUATIONS["val"],)
     init: str = "backbone"
     n_train: int | None = _FULL["n_train"]
     n_val: int | None = _FULL["n_val"]
@@ -292,6 +311,10 @@ class BenchmarkSettings:
             cache_dir = os.path.abspath(
                 os.path.expanduser(args.cache or os.path.join(args.out, "cache"))
             )
+        try:
+            situations = parse(args.situations)
+        except ValueError as exc:
+            parser.error(str(exc))
         methods = tuple(dict.fromkeys(args.methods))
         reference = None if args.reference == "none" else args.reference
         if reference is not None and reference not in methods:
@@ -309,6 +332,7 @@ class BenchmarkSettings:
             weights=args.weights,
             methods=methods,
             reference=reference,
+            situations=situations,
             init=args.init,
             seeds=seeds or tuple(range(1 if args.quick else DEFAULT_SEEDS)),
             preset={"none": None, "auto": args.dataset}.get(args.preset, args.preset),
@@ -367,9 +391,7 @@ def run(settings, argv=()):
     )
     result = run_seeds(source, settings, reporter)
     wall = time.perf_counter() - tic
-    reference = (
-        None if settings.reference is None else _label(settings.reference, settings)
-    )
+    reference = reference_label(settings)
     summary, groups = summarize(result["records"], result["group_names"], reference)
     n = len(settings.seeds)
     title = [
@@ -397,6 +419,7 @@ def run(settings, argv=()):
             "methods": settings.methods,
             "hsfm_preset": settings.preset,
             "reference": reference,
+            "situations": [situation.key for situation in settings.situations],
             "init": settings.init,
             **{
                 _dest(flag): settings.budgets.get(entry.key)
@@ -461,136 +484,3 @@ def run_seeds(source, settings, reporter):
         "has_head": has_head,
         "cached_seeds": cached,
     }
-
-
-# ------------------------------------------------------------ one seed
-
-
-def _arguments(entry, seed, init, settings):
-    """The arguments ``skhsfm benchmark`` gives the head of registry line
-    ``entry``: the ones among its parameters of ``random_state`` (the seed),
-    ``device``, ``init_coef``/``init_intercept`` (the :class:`~skhsfm.LinearHead`
-    ``init``; None: the head's default start) and its budget."""
-    takes = entry.parameters
-    given = {"random_state": seed, "device": str(settings.device)}
-    if init is not None:
-        given.update(init_coef=init.coef, init_intercept=init.intercept)
-    if entry.key in settings.budgets:
-        given[entry.budget[1]] = settings.budgets[entry.key]
-    return {
-        name: value
-        for name, value in given.items()
-        if name in takes and value is not None
-    }
-
-
-def _estimators(methods, seed, init, settings):
-    """``[(label, estimator)]`` for the requested methods, in table order."""
-    return [
-        (_label(entry.key, settings), _build(entry, seed, init, settings))
-        for entry in _HEADS
-        if entry.key in methods
-    ]
-
-
-def _build(entry, seed, init, settings):
-    """The head of registry line ``entry``; with ``--preset``, a head that has
-    presets (a ``from_preset`` constructor) is built from the preset, the
-    benchmark's arguments overriding it."""
-    arguments = _arguments(entry, seed, init, settings)
-    if settings.preset is not None and _has_presets(entry):
-        return entry.estimator.from_preset(settings.preset, **arguments)
-    return entry.estimator(**arguments)
-
-
-def _has_presets(entry):
-    return callable(getattr(entry.estimator, "from_preset", None))
-
-
-def _label(method, settings):
-    """The table label of a ``--methods`` name."""
-    (entry,) = [entry for entry in _HEADS if entry.key == method]
-    if settings.preset is not None and _has_presets(entry):
-        return f"{entry.label} (preset {settings.preset})"
-    return entry.label
-
-
-def _score(y_true, y_pred, groups, group_names):
-    from skhsfm.metrics import group_accuracy_report
-
-    report = group_accuracy_report(y_true, y_pred, groups=groups)
-    by_name = {}
-    for label, accuracy in report.by_group.items():
-        index = int(label)
-        name = group_names[index] if 0 <= index < len(group_names) else str(label)
-        by_name[name] = float(accuracy)
-    return {
-        "worst_group_accuracy": float(report.worst),
-        "mean_accuracy": float(report.mean),
-        "group_accuracy": by_name,
-    }
-
-
-def _details(estimator):
-    """The fitted estimator's selected epoch, score and hyperparameters: its
-    numeric ``best_*_`` attributes."""
-    details = {}
-    for name in sorted(vars(estimator)):
-        value = getattr(estimator, name)
-        if not (name.startswith("best_") and name.endswith("_")):
-            continue
-        if isinstance(value, (int, float, np.integer, np.floating)):
-            details[name[:-1]] = value.item() if hasattr(value, "item") else value
-    return details
-
-
-def evaluate_seed(emb, seed, settings, reporter, notes):
-    """Fit and score every requested method on one seed's embeddings."""
-    methods = settings.methods
-    X, y, g = emb.splits["train"]
-    X_test, y_test, g_test = emb.splits["test"]
-    val = emb.splits.get("val")
-    fit_kwargs = {}
-    if val is not None:
-        fit_kwargs = dict(X_val=val[0], y_val=val[1], groups_val=val[2])
-    records = []
-
-    def add(label, pred, seconds, details=None):
-        scores = _score(y_test, pred, g_test, emb.group_names)
-        records.append(
-            {
-                "seed": int(seed),
-                "method": label,
-                **scores,
-                "fit_seconds": None if seconds is None else float(seconds),
-                "details": details or {},
-            }
-        )
-        fit = "no fit" if seconds is None else f"fit {seconds:.1f} s"
-        reporter.log(
-            f"seed {seed}: {label:<26} test worst-group "
-            f"{scores['worst_group_accuracy']:.3f}, mean "
-            f"{scores['mean_accuracy']:.3f} ({fit})"
-        )
-
-    # heads with init_coef start from the backbone's head, or (None) from
-    # their default
-    init = emb.head if settings.init == "backbone" else None
-    if "erm" in methods and emb.head is not None:
-        # the backbone's own last layer is an ERM head too, needing no fit
-        add(ERM_BACKBONE, emb.head.predict(X_test), None)
-    estimators = _estimators(methods, seed, init, settings)
-    bar = reporter.bar(len(estimators), f"seed {seed}: methods", unit="method")
-    try:
-        for label, estimator in estimators:
-            bar.set_postfix_str(label)
-            sink = notes.setdefault(label, [])
-            tic = time.perf_counter()
-            with collect_warnings(sink):
-                estimator.fit(X, y, g, **fit_kwargs)
-            seconds = time.perf_counter() - tic
-            add(label, estimator.predict(X_test), seconds, _details(estimator))
-            bar.update(1)
-    finally:
-        bar.close()
-    return records
