@@ -9,6 +9,7 @@ from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
 from skhsfm._linear import to_sklearn_head
 from skhsfm._pools import cell_labels, holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions
+from skhsfm._utils.text import plain
 from skhsfm.metrics._engine import selection_score
 
 __all__ = ["HSFMClassifier", "PRESETS"]
@@ -545,9 +546,10 @@ def _draw_support(y, classes, support_size, rng, strata=None):
         replace = members.shape[0] < support_size
         if replace:
             warnings.warn(
-                f"support_size={support_size} is larger than class {classes[k]!r}'s "
-                f"{members.shape[0]} examples in the support pool; sampling that "
-                "class with replacement. Lower support_size to avoid duplicates.",
+                f"support_size={support_size} is larger than class "
+                f"{plain(classes[k])}'s {members.shape[0]} examples in the support "
+                "pool; sampling that class with replacement. Lower support_size to "
+                "avoid duplicates.",
                 UserWarning,
             )
         picked.append(rng.choice(members, size=support_size, replace=replace))

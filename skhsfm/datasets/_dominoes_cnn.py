@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 
 from skhsfm._linear import LinearHead
 from skhsfm._sklearn_compat import Hidden, Interval, StrOptions, validate_params
+from skhsfm._utils.text import plain
 from skhsfm._utils.torch import make_generator, resolve_device, to_numpy, torch
 
 __all__ = ["EpochRecord", "ERMBackbone", "ImageTransform", "train_dominoes_backbone"]
@@ -302,13 +303,13 @@ def _renamed_arguments(given, current, defaults):
             continue
         if values[new] != defaults[new]:
             raise ValueError(
-                f"{old} and {new} were both given ({old}={value!r}, "
-                f"{new}={values[new]!r}); {old} is the deprecated name of {new}, "
+                f"{old} and {new} were both given ({old}={plain(value)}, "
+                f"{new}={plain(values[new])}); {old} is the deprecated name of {new}, "
                 f"pass {new} only."
             )
         warnings.warn(
             f"train_dominoes_backbone({old}=...) is deprecated since 0.2 and will "
-            f"be removed in 0.3; use {new}={value!r}.",
+            f"be removed in 0.3; use {new}={plain(value)}.",
             FutureWarning,
             stacklevel=4,
         )
