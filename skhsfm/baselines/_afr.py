@@ -331,9 +331,49 @@ def _train_grid(
     λ index, 0-based epoch) and per-epoch arrays ``loss``, ``worst``, ``mean``
     of shape (n_gamma, n_lambda, n_epochs).
     """
-    from skhsfm._utils.torch import resolve_device, to_numpy, to_tensor, torch
+    from skhsfm._utils.torch import one_thread_if_small, resolve_device
 
     dev = resolve_device(device)
+    work = max(X.shape[0], X_sel.shape[0]) * X.shape[1] * W0.shape[0]
+    with one_thread_if_small(work * weights.shape[0] * len(lambdas), dev):
+        return _train_grid_on(
+            X,
+            y,
+            weights,
+            lambdas,
+            W0,
+            b0,
+            X_sel,
+            y_sel,
+            strata_sel,
+            n_epochs=n_epochs,
+            learning_rate=learning_rate,
+            max_grad_norm=max_grad_norm,
+            dev=dev,
+            verbose=verbose,
+        )
+
+
+def _train_grid_on(
+    X,
+    y,
+    weights,
+    lambdas,
+    W0,
+    b0,
+    X_sel,
+    y_sel,
+    strata_sel,
+    *,
+    n_epochs,
+    learning_rate,
+    max_grad_norm,
+    dev,
+    verbose,
+):
+    """:func:`_train_grid` on the resolved device ``dev``."""
+    from skhsfm._utils.torch import to_numpy, to_tensor, torch
+
     n_gamma, n_lambda = weights.shape[0], len(lambdas)
     n_heads, n_classes = n_gamma * n_lambda, W0.shape[0]
     X_t, X_s = to_tensor(X, dev), to_tensor(X_sel, dev)
