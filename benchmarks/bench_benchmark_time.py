@@ -11,7 +11,9 @@ stage times the command records in ``results.json``:
 - ``embedding``: embedding the three splits with it, all seeds;
 - one row per method: its fits, all seeds;
 - ``other``: the rest (scoring, report, files);
-- ``total wall``: the outer wall time.
+- ``total wall``: the outer wall time;
+- ``CPU time (all threads)``: user + system CPU seconds of the process, a
+  figure the machine's other work changes less than the wall time.
 
 It prints each stage's median over the repeats, the machine's load average
 before and after each run (the machine's other work slows every stage), and
@@ -31,6 +33,7 @@ default run in at most 90 s on 2 CPU cores of a quiet machine.
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,18 +52,24 @@ def load_text():
         return "n/a"
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_once(extra, env):
-    """One fresh ``skhsfm benchmark`` process; ``(outer wall, results.json)``."""
+    """One fresh ``skhsfm benchmark`` process; ``(outer wall, CPU seconds,
+    results.json)``."""
     with tempfile.TemporaryDirectory(prefix="skhsfm_bench_time_") as out:
         command = [sys.executable, "-m", "skhsfm", "benchmark", "--no-cache"]
         command += ["--quiet", "--out", out, *extra]
-        tic = time.perf_counter()
+        cpu, tic = _children_cpu(), time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - tic
+        wall, cpu = time.perf_counter() - tic, _children_cpu() - cpu
         if done.returncode != 0:
             sys.stderr.write(done.stdout + done.stderr)
             raise SystemExit(f"skhsfm benchmark failed (exit {done.returncode})")
-        return wall, json.loads(Path(out, "results.json").read_text())
+        return wall, cpu, json.loads(Path(out, "results.json").read_text())
 
 
 def stages(wall, results):
@@ -112,12 +121,12 @@ def main(argv=None):
     runs, scores = [], None
     for i in range(args.repeats):
         before = load_text()
-        wall, results = run_once(extra, env)
-        runs.append(stages(wall, results))
+        wall, cpu, results = run_once(extra, env)
+        runs.append({**stages(wall, results), "CPU time (all threads)": cpu})
         scores = accuracies(results)
         print(
-            f"run {i + 1}: {wall:.1f} s wall; load average (1, 5, 15 min) "
-            f"before {before}, after {load_text()}",
+            f"run {i + 1}: {wall:.1f} s wall, {cpu:.1f} s CPU; load average "
+            f"(1, 5, 15 min) before {before}, after {load_text()}",
             flush=True,
         )
     names = list(dict.fromkeys(name for run in runs for name in run))
