@@ -69,7 +69,9 @@ def run_once(extra, env):
         if done.returncode != 0:
             sys.stderr.write(done.stdout + done.stderr)
             raise SystemExit(f"skhsfm benchmark failed (exit {done.returncode})")
-        return wall, cpu, json.loads(Path(out, "results.json").read_text())
+        results = json.loads(Path(out, "results.json").read_text())
+        results["printed_table"] = done.stdout
+        return wall, cpu, results
 
 
 def stages(wall, results):
@@ -136,7 +138,8 @@ def main(argv=None):
         values = [run.get(name, 0.0) for run in runs]
         text = " ".join(f"{v:.1f}" for v in values)
         print(f"{name:<{width}}  {statistics.median(values):10.1f}  {text}")
-    print("\ntest worst-group accuracy (last run): mean over seeds, then each seed")
+    print(f"\nthe last run's table:\n{results['printed_table']}")
+    print("test worst-group accuracy (last run): mean over seeds, then each seed")
     for method, values in scores.items():
         each = " ".join(f"{v:.3f}" for v in values)
         print(f"  {method:<{width}}  {statistics.fmean(values):.3f}  ({each})")
