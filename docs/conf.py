@@ -68,7 +68,15 @@ if os.environ.get("SKHSFM_DOCS_INTERSPHINX") == "1":
     }
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.py"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.py",
+    # a draft, not in a toctree yet; its measured table
+    # (group_labels_table.rst) is written by benchmarks/bench_groups_optional.py
+    # --rst. Remove this line when the page joins the user guide's toctree.
+    "user_guide/group_labels.rst",
+]
 default_role = "py:obj"
 root_doc = "index"
 # Straight quotes as written: an estimator's HTML repr links each parameter to

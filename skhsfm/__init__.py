@@ -8,7 +8,12 @@ from skhsfm._base import InconsistentVersionWarning
 from skhsfm._hsfm import PRESETS, HSFMClassifier
 from skhsfm._linear import LinearHead
 from skhsfm._version import __version__
-from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
+from skhsfm.baselines import (
+    AFRClassifier,
+    DFRClassifier,
+    DPEClassifier,
+    ERMHeadClassifier,
+)
 from skhsfm.embedding import BackboneEmbedder
 from skhsfm.metrics import (
     GroupAccuracyReport,
@@ -30,6 +35,7 @@ __all__ = [
     "AFRClassifier",
     "BackboneEmbedder",
     "DFRClassifier",
+    "DPEClassifier",
     "ERMHeadClassifier",
     "GroupStratifiedKFold",
     "InconsistentVersionWarning",

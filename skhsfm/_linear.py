@@ -470,3 +470,46 @@ def initial_head(
         return to_softmax_head(coef, intercept, n_classes)
     W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
     return W / feature_scale, b
+
+
+def fit_temperature(W, b, X, y, feature_scale=1.0, strata=None):
+    """The temperature ``t`` that minimises the cross-entropy of the head
+    ``(W / t, b / t)`` on ``(feature_scale * X, y)`` (temperature scaling, Guo
+    et al., 2017), each stratum weighing the same when ``strata`` is given.
+
+    Dividing a head by ``t > 0`` leaves its predictions unchanged; it only
+    changes how confident they are. Searched on a log scale in
+    ``[exp(-3), exp(6)]``.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    Z = (np.asarray(X, dtype=np.float64) * feature_scale) @ W.T + b
+    picked = np.arange(y.shape[0]), y
+    if strata is None:
+        weights = np.full(y.shape[0], 1.0 / y.shape[0])
+    else:
+        _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+        weights = 1.0 / (counts.shape[0] * counts[inverse])
+
+    def loss(log_t):
+        return -(log_softmax(Z / np.exp(log_t), axis=1)[picked] @ weights)
+
+    found = minimize_scalar(loss, bounds=(-3.0, 6.0), method="bounded")
+    return float(np.exp(found.x))
+
+
+def margin_temperature(W, b, X, y, feature_scale=1.0, margin=2.0):
+    """The temperature ``t >= 1`` that brings the median margin of the head
+    ``(W / t, b / t)`` on ``(feature_scale * X, y)`` down to ``margin``.
+
+    A row's margin is its class's logit minus the largest other logit. A head
+    more confident than that on these rows is cooled; dividing a head by
+    ``t > 0`` leaves its predictions unchanged.
+    """
+    Z = (np.asarray(X, dtype=np.float64) * feature_scale) @ W.T + b
+    rows = np.arange(y.shape[0])
+    own = Z[rows, y]
+    Z[rows, y] = -np.inf
+    median = float(np.median(own - Z.max(axis=1)))
+    return max(1.0, median / margin)

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 from skhsfm._utils.lazy import LazyRows, check_lazy_X, is_lazy, read_rows
+from skhsfm._utils.text import plain
 from skhsfm._validation import (
     FLOAT_DTYPES,
     check_finite,
@@ -26,10 +27,13 @@ __all__ = [
     "Pools",
     "balanced_subsample",
     "cell_labels",
+    "cell_weights",
+    "draw_support",
     "fit_pools",
     "holdout_split",
     "make_pools",
     "read_pools",
+    "selection_split",
 ]
 
 
@@ -283,6 +287,33 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
     return pools, encoder.classes_
 
 
+def selection_split(y, groups, fraction, rng, n_classes, what):
+    """Split held-out rows into the rows a head trains on and the rows that
+    select its epoch (or hyperparameters), stratified by group (else class).
+
+    The one selection split of every head. When no stratum has two rows to
+    split, or a class would be left without training rows, it warns (``what``
+    names the head's step) and returns every row for both: ``(rows, None)``.
+
+    Returns
+    -------
+    train_rows : ndarray of int
+    select_rows : ndarray of int or None
+        Positions in ``y``; None when the rows could not be split.
+    """
+    everything = np.arange(y.shape[0])
+    train_rows, select_rows = holdout_split(y, groups, fraction, rng)
+    if select_rows.shape[0] == 0 or np.unique(y[train_rows]).shape[0] < n_classes:
+        warnings.warn(
+            f"{what} on a part of the held-out rows, but no class or group has "
+            "two held-out rows to split; selecting on the rows training uses "
+            "instead (optimistic). Pass X_val or raise validation_fraction.",
+            UserWarning,
+        )
+        return everything, None
+    return train_rows, select_rows
+
+
 def cell_labels(y, groups):
     """One integer per (group, class) cell, or per class when ``groups`` is None.
 
@@ -343,3 +374,41 @@ def read_pools(pools, *support_rows):
         [(pools.X, rows) for rows in support_rows] + [(pools.X_hard, None)]
     )
     return arrays[:-1], arrays[-1]
+
+
+def cell_weights(cells):
+    """Weights of mean 1 that give every cell the same total weight."""
+    _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    return cells.shape[0] / (counts.shape[0] * counts[inverse])
+
+
+def draw_support(y, classes, support_size, rng, strata=None):
+    """Draw ``support_size`` indices into the encoded labels ``y`` per class, or
+    per (group, class) cell when ``strata`` (the support pool's groups) is given.
+
+    Per class (the paper) a class with fewer rows is drawn with replacement,
+    with a warning. Per cell, small cells (minority groups) are drawn with
+    replacement so that every cell weighs the same in the support set.
+    """
+    if strata is not None:
+        cells = cell_labels(y, strata)
+        picked = []
+        for c in np.unique(cells):
+            members = np.flatnonzero(cells == c)
+            replace = members.shape[0] < support_size
+            picked.append(rng.choice(members, size=support_size, replace=replace))
+        return np.concatenate(picked)
+    picked = []
+    for k in range(classes.shape[0]):
+        members = np.flatnonzero(y == k)
+        replace = members.shape[0] < support_size
+        if replace:
+            warnings.warn(
+                f"support_size={support_size} is larger than class "
+                f"{plain(classes[k])}'s "
+                f"{members.shape[0]} examples in the support pool; sampling that "
+                "class with replacement. Lower support_size to avoid duplicates.",
+                UserWarning,
+            )
+        picked.append(rng.choice(members, size=support_size, replace=replace))
+    return np.concatenate(picked)

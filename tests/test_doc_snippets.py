@@ -1,7 +1,8 @@
 """Every code block of the README and the user guide runs offline as written.
 
 A reader copies blocks in order, so the Python blocks of one page run in order
-in one namespace (as the examples of a docstring do), in a temporary working
+in one namespace (as the examples of a docstring do; a block written as a
+doctest, ``>>>`` lines, also has its outputs checked), in a temporary working
 folder, with scikit-learn's configuration restored afterwards. Nothing may be
 downloaded: ``HF_HUB_OFFLINE`` is set, so a block that needed hub weights
 would fail here.
@@ -20,6 +21,7 @@ command's own parser, and each ``python file.py`` / ``bash file`` line must
 name a file of the checkout.
 """
 
+import doctest
 import re
 import shlex
 from pathlib import Path
@@ -38,6 +40,8 @@ PAGES = [
 #: Packages of optional extras: a block needing one that is not installed is
 #: skipped, not failed.
 OPTIONAL = {"skops", "skl2onnx", "onnxruntime", "dask", "distributed", "ray"}
+
+DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 _MD_BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
 _MD_NOT_RUN = re.compile(r"<!--\s*not run:(.*?)-->\s*$", re.S)
@@ -100,6 +104,19 @@ def _check_not_run(path, note):
         assert (ROOT / "examples" / name).is_file(), f"{note}: no examples/{name}"
 
 
+def _run_block(code, name, namespace):
+    """Run a block in ``namespace``: a doctest (``>>>`` lines) with its
+    outputs checked, else as a script."""
+    if not code.lstrip().startswith(">>>"):
+        exec(compile(code, name, "exec"), namespace)
+        return
+    test = doctest.DocTestParser().get_doctest(code, namespace, name, name, 0)
+    runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
+    report = []
+    result = runner.run(test, out=report.append, clear_globs=False)
+    assert result.failed == 0, "".join(report)
+
+
 @pytest.mark.parametrize("path", PAGES, ids=page_id)
 def test_python_blocks_run(path, tmp_path, monkeypatch):
     blocks = [(code, note) for lang, code, note in blocks_of(path) if lang == "python"]
@@ -113,9 +130,8 @@ def test_python_blocks_run(path, tmp_path, monkeypatch):
             if note is not None:
                 _check_not_run(path, note)
                 continue
-            compiled = compile(code, f"{page_id(path)}, Python block {i + 1}", "exec")
             try:
-                exec(compiled, namespace)
+                _run_block(code, f"{page_id(path)}, Python block {i + 1}", namespace)
             except ModuleNotFoundError as exc:
                 if exc.name and exc.name.split(".")[0] in OPTIONAL:
                     pytest.skip(f"needs {exc.name}, an optional extra")

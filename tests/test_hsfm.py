@@ -368,7 +368,9 @@ def test_unknown_class_in_y_val(small):
 def test_support_size_larger_than_class_warns(small):
     X, y, g = small
     with pytest.warns(UserWarning, match="sampling that class with replacement"):
-        clf = HSFMClassifier(**dict(FAST, support_size=500)).fit(X, y)
+        clf = HSFMClassifier(**dict(FAST, support_size=500), group_inference=None).fit(
+            X, y
+        )
     assert clf.support_init_.shape[0] == 1000
 
 

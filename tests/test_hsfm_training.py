@@ -30,17 +30,17 @@ def test_gd_head_update_is_the_modelled_update(problem):
     gradient-descent steps of size inner_lr on the support set."""
     clf = _fit(problem, n_epochs=3, head_update="gd", balance="classes",
                **{**SMALL, "outer_steps": 0})  # fmt: skip
-    s = clf.scale_
-    W, b = to_softmax_head(clf.init_coef_ / s, clf.init_intercept_, 2)
+    s, t = clf.scale_, clf.init_temperature_
+    W, b = to_softmax_head(clf.init_coef_ / (s * t), clf.init_intercept_ / t, 2)
     H = clf.support_init_.astype(np.float64) * s
     Y = np.eye(2)[np.searchsorted(clf.classes_, clf.support_labels_)]
-    for _ in range(3 * SMALL["inner_steps"]):
+    assert clf.best_epoch_ >= 1
+    for _ in range(clf.best_epoch_ * SMALL["inner_steps"]):
         Z = H @ W.T + b
         P = np.exp(Z - Z.max(1, keepdims=True))
         G = (P / P.sum(1, keepdims=True) - Y) / H.shape[0]
         W, b = W - 0.03 * G.T @ H, b - 0.03 * G.sum(0)
     coef = (W[1] - W[0]) * s
-    assert clf.best_epoch_ == 3  # the last epoch (ties go to the later one)
     np.testing.assert_allclose(clf.coef_[0], coef, rtol=1e-4, atol=1e-6)
 
 
@@ -60,19 +60,40 @@ def test_default_training_does_not_collapse():
 
 
 def test_a_preset_runs_the_papers_loop(problem):
-    by_preset = _fit(problem, preset="dominoes", n_epochs=2)
+    (X, y, _, g), (Xv, yv, _, gv) = problem
+    by_preset = HSFMClassifier.from_preset("dominoes", n_epochs=2, random_state=0)
+    # every value is explicit: get_params shows what fit uses
+    assert by_preset.get_params()["inner_lr"] == PRESETS["dominoes"]["inner_lr"]
+    assert by_preset.get_params()["group_inference"] is None
+    assert by_preset.get_params()["init_temperature"] == 1.0
+    by_preset.fit(X, y, g, X_val=Xv, y_val=yv, groups_val=gv)
     explicit = _fit(
         problem, **dict(PRESETS["dominoes"], n_epochs=2),
-        head_update="adam", balance="classes",
+        head_update="adam", balance="classes", init_temperature=1.0,
     )  # fmt: skip
     np.testing.assert_array_equal(by_preset.coef_, explicit.coef_)
     assert by_preset.hyperparameters_["head_update"] == "adam"
     assert by_preset.hyperparameters_["balance"] == "classes"
     # the per-class support set of the paper
     assert by_preset.support_init_.shape[0] == 2 * PRESETS["dominoes"]["support_size"]
-    # any argument still overrides the preset
-    gd = _fit(problem, preset="dominoes", n_epochs=2, head_update="gd")
-    assert gd.hyperparameters_["head_update"] == "gd"
+    # any argument overrides the preset
+    gd = HSFMClassifier.from_preset("dominoes", head_update="gd")
+    assert gd.head_update == "gd"
+    with pytest.raises(ValueError, match="Unknown preset 'imagenet'"):
+        HSFMClassifier.from_preset("imagenet")
+
+
+def test_the_deprecated_preset_argument_still_runs_the_preset(problem):
+    with pytest.warns(FutureWarning, match="from_preset"):
+        old = _fit(problem, preset="dominoes", n_epochs=2)
+    new = HSFMClassifier.from_preset("dominoes", n_epochs=2, random_state=0)
+    (X, y, _, g), (Xv, yv, _, gv) = problem
+    new.fit(X, y, g, X_val=Xv, y_val=yv, groups_val=gv)
+    np.testing.assert_array_equal(old.coef_, new.coef_)
+    # a value set away from the signature's default still wins
+    with pytest.warns(FutureWarning):
+        small = _fit(problem, preset="dominoes", n_epochs=2, support_size=4)
+    assert small.hyperparameters_["support_size"] == 4
 
 
 def test_group_balance_draws_support_per_cell_and_weighs_groups(problem):
@@ -91,17 +112,22 @@ def test_group_balance_draws_support_per_cell_and_weighs_groups(problem):
     np.testing.assert_array_equal(auto.coef_, clf.coef_)
 
 
-def test_auto_balance_falls_back_to_classes(problem):
+def test_auto_balance_falls_back_to_classes_without_inference(problem):
     (X, y, _, g), (Xv, yv, _, gv) = problem
-    kw = dict(n_epochs=2, random_state=0, **SMALL)
+    kw = dict(n_epochs=2, random_state=0, group_inference=None, **SMALL)
     auto = HSFMClassifier(**kw).fit(X, y, X_val=Xv, y_val=yv)
     classes = HSFMClassifier(balance="classes", **kw).fit(X, y, X_val=Xv, y_val=yv)
     np.testing.assert_array_equal(auto.coef_, classes.coef_)
     assert np.bincount(auto.support_labels_).tolist() == [8, 8]
+    assert auto.groups_source_ == {"groups": "none", "groups_val": "none"}
     with pytest.raises(ValueError, match="balance='groups' needs the groups"):
         HSFMClassifier(balance="groups", **kw).fit(X, y, X_val=Xv, y_val=yv)
     with pytest.raises(ValueError, match="balance='groups' needs the groups"):
         HSFMClassifier(balance="groups", **kw).fit(X, y, g, X_val=Xv, y_val=yv)
+    # with inference (the default) balance="groups" needs no labels at all
+    kw.pop("group_inference")
+    inferred = HSFMClassifier(balance="groups", **kw).fit(X, y, X_val=Xv, y_val=yv)
+    assert inferred.groups_source_ == {"groups": "classifier", "groups_val": "error"}
 
 
 def test_hard_size_as_a_share(problem):
@@ -163,7 +189,7 @@ def test_the_initial_head_wins_when_training_only_hurts_the_selection_rows():
 
 
 def test_cell_weights_give_every_cell_the_same_total():
-    from skhsfm._hsfm import _cell_weights
+    from skhsfm._pools import cell_weights as _cell_weights
 
     cells = np.array([0, 0, 0, 2, 2, 5])  # codes need not be dense
     weights = _cell_weights(cells)

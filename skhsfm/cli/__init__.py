@@ -1,7 +1,7 @@
 """The ``skhsfm`` command.
 
 ``skhsfm benchmark`` (:mod:`skhsfm.cli.benchmark`)
-    ERM head, DFR, AFR and HSFM on identical frozen embeddings, over several
+    ERM head, DFR, AFR, DPE and HSFM on identical frozen embeddings, over several
     seeds; prints a table of test worst-group / mean / per-group accuracy and
     fit times, and writes it as JSON, CSV and a PNG figure. With no arguments it
     runs the embedded, offline dominoes benchmark (a few minutes on 2 CPU cores).

@@ -1,4 +1,4 @@
-"""``skhsfm benchmark``: ERM head, DFR, AFR and HSFM on identical embeddings.
+"""``skhsfm benchmark``: ERM head, DFR, AFR, DPE and HSFM on identical embeddings.
 
 For every seed: get the train / validation / test embeddings from a source
 (:mod:`skhsfm.cli._sources`), fit every method with the training embeddings as
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Method names accepted by ``--methods``, in table order.
-METHODS = ("erm", "dfr", "afr", "hsfm")
+METHODS = ("erm", "dfr", "afr", "dpe", "hsfm")
 DATASETS = ("dominoes", "waterbirds", "celeba", "metashift")
 DEFAULT_SEEDS = 3
 # Embedded dominoes: split sizes and CNN epochs of the default run and of --quick.
@@ -85,8 +85,8 @@ def add_parser(subparsers):
 
     p = subparsers.add_parser(
         "benchmark",
-        help="compare ERM, DFR, AFR and HSFM on frozen embeddings",
-        description="Fit the ERM head, DFR, AFR and HSFM on identical embeddings\n"
+        help="compare ERM, DFR, AFR, DPE and HSFM on frozen embeddings",
+        description="Fit the ERM head, DFR, AFR, DPE and HSFM on identical embeddings\n"
         "(support pool = train split, hard pool = validation split) for several\n"
         "seeds; report test worst-group, mean and per-group accuracy and fit time.",
         epilog=_EPILOG,
@@ -439,7 +439,7 @@ def _estimators(methods, seed, init, settings):
     """``[(label, estimator)]`` for the requested methods, AFR and HSFM starting
     from the :class:`~skhsfm.LinearHead` ``init`` (None: their default start)."""
     from skhsfm import HSFMClassifier
-    from skhsfm.baselines import AFRClassifier, DFRClassifier
+    from skhsfm.baselines import AFRClassifier, DFRClassifier, DPEClassifier
 
     device = str(settings.device)
     coef, intercept = (None, None) if init is None else (init.coef, init.intercept)
@@ -457,6 +457,8 @@ def _estimators(methods, seed, init, settings):
             **extra,
         )
         out.append(("AFR", afr))
+    if "dpe" in methods:
+        out.append(("DPE", DPEClassifier(device=device, random_state=seed)))
     if "hsfm" in methods:
         hsfm = HSFMClassifier(
             settings.preset,
@@ -474,7 +476,8 @@ def _label(method, settings):
     """The table label of a ``--methods`` name."""
     if method == "hsfm" and settings.preset is not None:
         return f"HSFM (preset {settings.preset})"
-    return {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "hsfm": "HSFM"}[method]
+    labels = {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "dpe": "DPE"}
+    return {**labels, "hsfm": "HSFM"}[method]
 
 
 def _score(y_true, y_pred, groups, group_names):
