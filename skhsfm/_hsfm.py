@@ -341,6 +341,9 @@ class HSFMClassifier(InitializedHead):
     {'groups': 'classifier', 'groups_val': 'error'}
     """
 
+    # the torch loop converts X to float32 before rescaling it
+    _float32_X = True
+
     _parameter_constraints: dict = {
         **InitializedHead._parameter_constraints,
         "preset": [StrOptions(set(PRESETS)), None],

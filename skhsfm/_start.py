@@ -25,7 +25,6 @@ __all__ = [
     "Start",
     "keep_initial_unless_better",
     "prepare_start",
-    "rms_scale",
     "start_temperature",
 ]
 
@@ -84,7 +83,7 @@ def prepare_start(head, pools, params, rng, infer, by_groups):
         (X_fit, X_support), X_hard = read_pools(pools, fit_rows, support)
         y_fit = _rows(pools.y, fit_rows)
         groups_fit = _rows(pools.groups, fit_rows) if by_groups else None
-    scale = rms_scale(X_fit) if head.rescale else 1.0
+    scale = head._feature_scale(X_fit)  # every head's one scale convention
     weights = None
     if groups_fit is not None:
         # the initial logistic regression weighs every (group, class) cell
@@ -136,20 +135,6 @@ def _infer_groups(inferrer, classes, X_fit, y_fit, groups_fit, X_hard, pools, rn
 def _rows(values, rows):
     """``values[rows]``; ``values`` for None rows or None values."""
     return values if values is None or rows is None else values[rows]
-
-
-def rms_scale(X, block=4096):
-    """The scalar that brings the root-mean-square coordinate of ``X`` to 1.
-
-    Summed in float64 over row blocks, so a large float32 pool is neither
-    copied whole nor summed in float32.
-    """
-    total = 0.0
-    for start in range(0, X.shape[0], block):
-        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
-        total += float(rows @ rows)
-    rms = np.sqrt(total / X.size)
-    return 1.0 / rms if rms > 0 else 1.0
 
 
 def keep_initial_unless_better(result, W0, b0, start, y_select, groups_select, rows):

@@ -63,6 +63,14 @@ def chunk_size():
     _check_chunk_size(np.float64(2.5), "chunk_size")
 
 
+def dfr_bad_grid():
+    from skhsfm.baselines import DFRClassifier
+
+    X = np.random.RandomState(0).normal(size=(8, 2))
+    y = np.array([0, 1] * 4)
+    DFRClassifier(Cs=[np.float64(1.0), np.float64(-1.0)]).fit(X, y, y)
+
+
 CASES = {
     "HSFM support_size warning": (hsfm_small_class, UserWarning, "class 1's"),
     "reference_groups weight": (reference_weight_nan, ValueError, "[0] must be"),
@@ -98,6 +106,7 @@ CASES = {
         "(epochs=1, n_epochs=2)",
     ),
     "distributed chunk size": (chunk_size, ValueError, "got 2.5."),
+    "DFR Cs grid entry": (dfr_bad_grid, ValueError, "Cs[1] is -1.0 (float64)"),
 }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skhsfm._base import HeldOutHead, fill_doc
+from skhsfm._logistic import rms_scale
 from skhsfm._pools import cell_labels, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm._utils.lazy import check_lazy_X, is_dask_array, lazy_map_rows
@@ -248,6 +249,9 @@ class DPEClassifier(HeldOutHead):
             _require_groups(X_val, groups, groups_val)
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
         _, X_hard = read_pools(pools)  # a lazy X: only the hard pool is read
+        # unit rows make DPE scale-free; what is left to refuse (as DFR does)
+        # is a hard pool without a non-zero value
+        rms_scale(X_hard, name="X_val" if pools.hard_index is None else "X")
         by_groups = pools.groups_hard is not None and self.balance != "classes"
         cells = cell_labels(pools.y_hard, pools.groups_hard if by_groups else None)
         # the epochs are selected by the groups themselves when known

@@ -20,6 +20,7 @@ command needs them.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -68,6 +69,18 @@ def main(argv=None):
         Ctrl-C. Bad arguments exit with status 2 through :class:`SystemExit`,
         as argparse does.
     """
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C at any point, a late one included (while the last line or an
+        # error is printed), exits 130 like every other interruption, not by
+        # the signal (status -2) with a traceback.
+        with contextlib.suppress(KeyboardInterrupt):
+            print("skhsfm: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
     _idle_threads_sleep()
     parser = build_parser()
@@ -78,9 +91,6 @@ def main(argv=None):
     except CLIError as exc:
         print(f"skhsfm: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("skhsfm: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:
         # Input problems found deep inside (NaN embeddings, a bad label file,
         # a full disk) are reported as one line too; --traceback shows where.

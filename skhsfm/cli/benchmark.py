@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from skhsfm._utils.atomic import ensure_folder
 from skhsfm.cli._common import (
     CLIError,
     Reporter,
@@ -327,6 +328,13 @@ def run(settings, argv=()):
     device, threads = setup_torch(settings.device, settings.threads)
     settings = dataclasses.replace(settings, device=str(device))
     out = make_out(settings.out)
+    if settings.cache_dir is not None:
+        # as BackboneEmbedder(memory=...): a cache that cannot be a folder is an
+        # error naming the option, not a whole run without a cache
+        try:
+            ensure_folder(settings.cache_dir, "--cache")
+        except OSError as exc:
+            raise CLIError(f"{exc} (or pass --no-cache)") from exc
     tic = time.perf_counter()
     source = make_source(settings, reporter)
     config = source.config()
