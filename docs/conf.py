@@ -7,9 +7,13 @@ Build (offline, a few minutes on two cores)::
 The site has a user guide (``user_guide/``), an API reference generated from the
 numpydoc docstrings (``api/index.rst``, one page per public name under
 ``api/generated/``) and a gallery built from ``examples/`` by sphinx-gallery
-(``auto_examples/``). Nothing is downloaded: intersphinx links to other
-projects' docs are added only with ``SKHSFM_DOCS_INTERSPHINX=1`` (the publishing
-build, which has network access).
+(``auto_examples/``). Nothing is downloaded: names of scikit-learn link to
+its site through an inventory made from the installed scikit-learn
+(``_intersphinx/sklearn.inv``, written at build time); links to the Python,
+numpy, torch and matplotlib docs, and scikit-learn's own inventory, are added
+with ``SKHSFM_DOCS_INTERSPHINX=1`` (the publishing build, which has network
+access; scikit-learn falls back to the local inventory when its site cannot be
+reached).
 """
 
 import os
@@ -23,10 +27,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "sphinxext"))
 
-from skhsfm_docs import write_cli_help  # noqa: E402
+from skhsfm_docs import write_cli_help, write_sklearn_inventory  # noqa: E402
+from skhsfm_thumbnails import write_thumbnails  # noqa: E402
 
 import skhsfm  # noqa: E402
-from skhsfm._utils.doc_link import DOCS_URL  # noqa: E402
+from skhsfm._utils.doc_link import PUBLISHED_URL  # noqa: E402
 
 # -- Project -----------------------------------------------------------------
 
@@ -44,22 +49,42 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "sphinx.ext.intersphinx",
     "skhsfm_docs",
 ]
+SKLEARN_INVENTORY = HERE / "_intersphinx" / "sklearn.inv"
+write_sklearn_inventory(SKLEARN_INVENTORY)
+intersphinx_mapping = {
+    "sklearn": ("https://scikit-learn.org/stable", str(SKLEARN_INVENTORY)),
+}
 if os.environ.get("SKHSFM_DOCS_INTERSPHINX") == "1":
-    extensions.append("sphinx.ext.intersphinx")
     intersphinx_mapping = {
         "python": ("https://docs.python.org/3", None),
         "numpy": ("https://numpy.org/doc/stable", None),
-        "sklearn": ("https://scikit-learn.org/stable", None),
+        # the site's own inventory, else the local one
+        "sklearn": ("https://scikit-learn.org/stable", (None, str(SKLEARN_INVENTORY))),
         "torch": ("https://docs.pytorch.org/docs/stable", None),
         "matplotlib": ("https://matplotlib.org/stable", None),
     }
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.py"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "auto_examples/*.py",
+    # tables that pages include (written by benchmarks/bench_groups_optional.py
+    # --rst), not pages of their own
+    "user_guide/*_table.rst",
+]
 default_role = "py:obj"
 root_doc = "index"
+# Straight quotes as written: an estimator's HTML repr links each parameter to
+# its line on the API page by the text of its type (``default="auto"``), which
+# curly quotes would not match; code-like defaults also read better straight.
+smartquotes = False
+# "fit", not "HSFMClassifier.fit", in a page's table of contents: long class
+# names cut the method names off in the narrow right-hand column
+toc_object_entries_show_parents = "hide"
 
 # API pages: one per public name, written at build time into api/generated/.
 autosummary_generate = True
@@ -72,7 +97,7 @@ numpydoc_class_members_toctree = False
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"skhsfm {release}"
-html_baseurl = DOCS_URL
+html_baseurl = PUBLISHED_URL
 html_static_path = ["_static"]
 html_css_files = ["skhsfm.css"]
 html_show_sourcelink = False
@@ -127,3 +152,6 @@ warnings.filterwarnings("ignore", category=UserWarning, message=".*non-GUI backe
 
 # `skhsfm --help` and each command's help, included by user_guide/cli.rst
 write_cli_help(HERE / "user_guide" / "generated")
+# thumbnails of the examples that draw no figure during the build, named by
+# their `sphinx_gallery_thumbnail_path` (see skhsfm_thumbnails)
+write_thumbnails(HERE / "_thumbnails", ROOT / "examples")

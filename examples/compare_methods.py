@@ -30,6 +30,8 @@ Usage::
         [--benchmarks dominoes synthetic] [--full] [--cache-dir DIR]
 """
 
+# sphinx_gallery_thumbnail_path = "_thumbnails/compare_methods.png"
+
 import argparse
 import os
 import time

@@ -21,6 +21,8 @@ Runs in about a minute on two CPU cores. Needs ``pip install
 'skhsfm[distributed]'``.
 """
 
+# sphinx_gallery_thumbnail_path = "_thumbnails/dask_search.png"
+
 import time
 
 import dask.array as da

@@ -28,6 +28,8 @@ Run: ``python examples/deploy_head.py`` (about 15 s on a 2-core CPU; the files
 go to a temporary folder that is removed at the end).
 """
 
+# sphinx_gallery_thumbnail_path = "_thumbnails/deploy_head.png"
+
 import os
 import tempfile
 import warnings

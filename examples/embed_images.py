@@ -19,6 +19,8 @@ Run::
     python examples/embed_images.py
 """
 
+# sphinx_gallery_thumbnail_path = "_thumbnails/embed_images.png"
+
 import argparse
 import os
 import pickle

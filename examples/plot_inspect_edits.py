@@ -37,6 +37,8 @@ Usage::
         [--n-neighbors 5] [--metric cosine] [--cache-dir DIR]
 """
 
+# sphinx_gallery_thumbnail_path = "_thumbnails/plot_inspect_edits.png"
+
 import argparse
 import os
 import time

@@ -17,6 +17,8 @@ Runs in about a minute on two CPU cores. Needs ``pip install
 'skhsfm[distributed]'``.
 """
 
+# sphinx_gallery_thumbnail_path = "_thumbnails/ray_embedding.png"
+
 import argparse
 import logging
 import os

@@ -48,6 +48,7 @@ from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._utils.docstrings import PARAMETER_DOCS, fill_doc
 from skhsfm._utils.hashing import state_digest
 from skhsfm._utils.lazy import default_sample_size, sample_rows
+from skhsfm._utils.text import plain
 from skhsfm._validation import check_float_array
 from skhsfm._version import __version__
 
@@ -170,7 +171,7 @@ def draw_fit_rows(estimator, X, y, classes, rng):
     missing = np.setdiff1d(np.arange(classes.shape[0]), y[rows])
     if missing.size:
         raise ValueError(
-            f"max_samples={estimator.max_samples!r} drew {rows.shape[0]} of the "
+            f"max_samples={plain(estimator.max_samples)} drew {rows.shape[0]} of the "
             f"{X.shape[0]} rows, with no row of class(es) "
             f"{classes[missing].tolist()}: the logistic regression needs every "
             f"class. Raise max_samples (at least {classes.shape[0]}; more for rare "

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 from skhsfm._utils.lazy import LazyRows, check_lazy_X, is_lazy, read_rows
+from skhsfm._utils.text import plain
 from skhsfm._validation import (
     FLOAT_DTYPES,
     check_finite,
@@ -432,11 +433,9 @@ def draw_support(y, classes, support_size, rng, strata=None):
         members = np.flatnonzero(y == k)
         replace = members.shape[0] < support_size
         if replace:
-            label = (
-                classes[k].item() if isinstance(classes[k], np.generic) else classes[k]
-            )
             warnings.warn(
-                f"support_size={support_size} is larger than class {label!r}'s "
+                f"support_size={support_size} is larger than class "
+                f"{plain(classes[k])}'s "
                 f"{members.shape[0]} examples in the support pool; sampling that "
                 "class with replacement. Lower support_size to avoid duplicates.",
                 UserWarning,

@@ -15,6 +15,7 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from skhsfm._sklearn_compat import InvalidParameterError
 from skhsfm._utils.lazy import LazyRows, check_lazy_X, is_lazy
+from skhsfm._utils.text import plain
 
 __all__ = [
     "FLOAT_DTYPES",
@@ -279,13 +280,13 @@ def check_float_array(value, name):
                 )
             raise InvalidParameterError(
                 f"{name} must hold only numbers; its entry {i} (in row-major "
-                f"order) is {entry!r} ({type(entry).__name__})."
+                f"order) is {plain(entry)} ({type(entry).__name__})."
             )
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:  # ragged nesting
         raise InvalidParameterError(
-            f"{name} must be a rectangular array of numbers; got {value!r:.80}."
+            f"{name} must be a rectangular array of numbers; got {plain(value):.80}."
         ) from exc
 
 
@@ -302,7 +303,9 @@ def check_grid(value, name, *, low=0.0, closed="left"):
     if _is_real(value):
         entries = [value]
     elif isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
-        raise InvalidParameterError(f"{need}; got {value!r} ({type(value).__name__}).")
+        raise InvalidParameterError(
+            f"{need}; got {plain(value)} ({type(value).__name__})."
+        )
     else:
         entries = (
             np.ravel(np.asarray(value)) if isinstance(value, np.ndarray) else value
@@ -316,8 +319,8 @@ def check_grid(value, name, *, low=0.0, closed="left"):
         ok = ok and (entry >= low if closed == "left" else entry > low)
         if not ok:
             raise InvalidParameterError(
-                f"{need}; {name}[{i}] is {entry!r} ({type(entry).__name__}), not a "
-                f"finite float {bound}."
+                f"{need}; {name}[{i}] is {plain(entry)} ({type(entry).__name__}), "
+                f"not a finite float {bound}."
             )
         values.append(float(entry))
     return values

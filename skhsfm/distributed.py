@@ -30,6 +30,8 @@ import uuid
 
 import numpy as np
 
+from skhsfm._utils.text import plain
+
 __all__ = ["embed_dask", "embed_ray", "with_config"]
 
 _INSTALL = (
@@ -76,7 +78,7 @@ def _check_embedder(embedder):
 
 def _check_chunk_size(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
+        raise ValueError(f"{name} must be an int >= 1; got {plain(value)}.")
     return int(value)
 
 

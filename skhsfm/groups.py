@@ -45,6 +45,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skhsfm._pools import unwrap_held_out
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions, fit_context
 from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
+from skhsfm._utils.text import plain
 from skhsfm._validation import check_finite, check_groups, check_labels, check_X
 
 __all__ = ["GroupInferrer", "InferredGroupsClassifier"]
@@ -88,7 +89,7 @@ def classifier_groups(X_ref, y_ref, groups_ref, X, y, *, C=1.0, random_state=0):
         ref = np.flatnonzero(y_ref == c)
         if ref.shape[0] == 0:
             raise ValueError(
-                f"class {_plain(c)} has no row with a known group to learn its "
+                f"class {plain(c)} has no row with a known group to learn its "
                 "groups from; give the labelled split rows of every class."
             )
         candidates = np.unique(groups_ref[ref])
@@ -125,11 +126,6 @@ def crossfit_error_groups(X, y, n_classes, *, cv=2, C=1.0, random_state=None):
     return out
 
 
-def _plain(value):
-    """A label as it reads in a message (``0``, not ``np.int64(0)``)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 class GroupInferrer(BaseEstimator):
     """Infer the group labels a data set lacks, from the data itself.
 
@@ -140,16 +136,16 @@ class GroupInferrer(BaseEstimator):
 
     ``method="auto"`` picks, split by split:
 
-    ===================================  ====================  ====================
-    labels given                          ``groups_`` (X)       ``groups_val_``
-    ===================================  ====================  ====================
-    ``groups`` and ``groups_val``         given                 given
-    ``groups_val`` only                   classifier (from val) given
-    ``groups`` only (with ``X_val``)      given                 classifier (from X)
-    none, with ``X_val``                  classifier (from the  error (ERM head fit
-                                          val's error groups)   on ``X``)
-    none, no ``X_val``                    error (cross-fitted)  --
-    ===================================  ====================  ====================
+    ===================================  ======================  ======================
+    labels given                         ``groups_`` (X)         ``groups_val_``
+    ===================================  ======================  ======================
+    ``groups`` and ``groups_val``        given                   given
+    ``groups_val`` only                  classifier (from val)   given
+    ``groups`` only (with ``X_val``)     given                   classifier (from X)
+    none, with ``X_val``                 classifier (from the    error (ERM head fit
+                                         val's error groups)     on ``X``)
+    none, no ``X_val``                   error (cross-fitted)    --
+    ===================================  ======================  ======================
 
     Parameters
     ----------

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator, StratifiedKFold
 
+from skhsfm._utils.text import plain
 from skhsfm._validation import check_groups
 
 __all__ = ["GroupStratifiedKFold"]
@@ -77,7 +78,7 @@ class GroupStratifiedKFold(BaseCrossValidator):
     def __init__(self, n_splits=5, *, shuffle=False, random_state=None):
         if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral):
             raise ValueError(
-                f"n_splits must be an integer >= 2; got {n_splits!r} of type "
+                f"n_splits must be an integer >= 2; got {plain(n_splits)} of type "
                 f"{type(n_splits).__name__}."
             )
         if n_splits < 2:
@@ -86,10 +87,10 @@ class GroupStratifiedKFold(BaseCrossValidator):
                 f"{n_splits}."
             )
         if not isinstance(shuffle, (bool, np.bool_)):
-            raise ValueError(f"shuffle must be True or False; got {shuffle!r}.")
+            raise ValueError(f"shuffle must be True or False; got {plain(shuffle)}.")
         if not shuffle and random_state is not None:
             raise ValueError(
-                f"random_state={random_state!r} has no effect with shuffle=False; "
+                f"random_state={plain(random_state)} has no effect with shuffle=False; "
                 "pass shuffle=True or leave random_state=None."
             )
         self.n_splits = int(n_splits)

@@ -298,6 +298,40 @@ def test_afr_selects_by_worst_group_on_the_selection_split(binary_data):
     assert wga == pytest.approx(afr.best_score_)
 
 
+def test_afr_small_fits_run_on_one_thread(binary_data, monkeypatch):
+    """Thousands of tiny steps on several threads stall on a busy machine
+    (64-104 s instead of 2.6-6.6 s for the benchmark's fit, issue 24): a small
+    AFR fit runs on one thread and gives the process its threads back."""
+    from skhsfm._utils.torch import torch
+
+    X, y, g, X_val, y_val, g_val = binary_data[:6]
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    small_afr(device="cpu").fit(X, y, g, X_val=X_val, y_val=y_val, groups_val=g_val)
+    assert calls == [1, 2]  # one thread during the loop, then as it was
+    monkeypatch.undo()
+    assert torch.get_num_threads() == before
+
+
+def test_one_thread_only_for_small_cpu_work(monkeypatch):
+    from skhsfm._utils.torch import SMALL_WORK, one_thread_if_small, torch
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    with one_thread_if_small(SMALL_WORK, "cpu"):  # large: threads kept
+        pass
+    with one_thread_if_small(10, "meta"):  # not the CPU
+        pass
+    assert calls == []
+    with pytest.raises(RuntimeError):
+        with one_thread_if_small(10, "cpu"):
+            raise RuntimeError("a failing block still restores the threads")
+    assert calls == [1, 4]
+
+
 def test_afr_without_groups_selects_by_worst_class(binary_data):
     X, y, _, X_val, y_val, _ = binary_data[:6]
     afr = small_afr().fit(X, y, X_val=X_val, y_val=y_val)

@@ -229,6 +229,34 @@ def test_help_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_idle_torch_threads_sleep_unless_the_user_chose():
+    # spinning OpenMP threads slowed the CNN's training up to 8x on a busy
+    # machine; the command asks for passive waiting before torch loads
+    code = (
+        "import os\n"
+        "from skhsfm.cli import main\n"
+        "os.environ.pop('OMP_WAIT_POLICY', None)\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('policy', os.environ['OMP_WAIT_POLICY'])\n"
+        "os.environ['OMP_WAIT_POLICY'] = 'ACTIVE'\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('policy', os.environ['OMP_WAIT_POLICY'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    policies = [
+        line.split()[1] for line in result.stdout.splitlines() if "policy" in line
+    ]
+    assert policies == ["PASSIVE", "ACTIVE"]
+
+
 def test_import_stays_light():
     code = (
         "import sys, skhsfm.cli, skhsfm.cli.benchmark, skhsfm.cli.speed\n"

@@ -40,7 +40,7 @@ def test_settings_defaults_and_quick(tmp_path):
     assert settings.embedded and settings.root is None
     assert settings.seeds == (0, 1, 2) and settings.methods == METHODS
     assert (settings.n_train, settings.n_val, settings.n_test) == (4800, 1200, 2400)
-    assert settings.backbone_epochs == 10 and settings.preset is None
+    assert settings.backbone_epochs == 6 and settings.preset is None
     assert settings.cache_dir == os.path.abspath(tmp_path / "cache")
     quick = _settings(["--quick", "--no-cache", "--n-val", "7"])
     assert quick.seeds == (0,) and quick.cache_dir is None

@@ -316,7 +316,8 @@ def test_trainer_defaults_to_the_auto_device():
 
     params = inspect.signature(train_dominoes_backbone).parameters
     assert params["device"].default == "auto"
-    assert params["n_epochs"].default == 10
+    assert params["n_epochs"].default == 6
+    assert params["width"].default == 16
     assert params["learning_rate"].default == 1e-3
 
 

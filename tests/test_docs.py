@@ -1,7 +1,8 @@
 """The documentation covers the package: API pages, repr links, examples.
 
-Runs without Sphinx: it reads ``docs/api/index.rst`` (whose ``autosummary``
-lists make one page per name), ``docs/conf.py`` and ``examples/``. The docs
+Runs without Sphinx: it reads the API module pages ``docs/api/skhsfm*.rst``
+(whose ``autosummary`` lists make one page per name), the API index
+``docs/api/index.rst``, ``docs/conf.py`` and ``examples/``. The docs
 build itself (``python -m sphinx -W -b html docs ...``) is a CI stage.
 """
 
@@ -18,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 
 import skhsfm
 from skhsfm import HSFMClassifier
-from skhsfm._utils.doc_link import DOCS_URL
+from skhsfm._utils import doc_link
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -38,11 +39,21 @@ def public_modules():
     return names
 
 
-def api_entries():
+def api_entries(pages=None):
     """``{(module, name): has_page}`` for every autosummary entry of the API
-    reference; ``has_page`` says whether the list has a ``:toctree:``."""
+    module pages (``docs/api/skhsfm*.rst``; or of ``pages``); ``has_page``
+    says whether the list has a ``:toctree:``."""
+    if pages is None:
+        pages = sorted((DOCS / "api").glob("skhsfm*.rst"))
+    entries = {}
+    for page in pages:
+        entries.update(_autosummary_entries(page))
+    return entries
+
+
+def _autosummary_entries(page):
     entries, module, in_list, toctree = {}, None, False, False
-    for line in (DOCS / "api" / "index.rst").read_text().splitlines():
+    for line in page.read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith(".. currentmodule::"):
             module = stripped.split("::", 1)[1].strip()
@@ -80,8 +91,8 @@ def test_every_public_name_has_an_api_page(module, name):
     obj = getattr(importlib.import_module(module), name)
     assert id(obj) in documented_objects(), (
         f"{module}.{name} is public (in {module}.__all__) but has no API page: add "
-        "it to an autosummary list in docs/api/index.rst, under the module that "
-        "defines it."
+        "it to an autosummary list of docs/api/<module>.rst (the module that "
+        "defines it) and to that module's table in docs/api/index.rst."
     )
 
 
@@ -89,6 +100,17 @@ def test_api_entries_are_public():
     public = set(public_names())
     for module, name in api_entries():
         assert (module, name) in public, f"{module}.{name} is not in __all__"
+
+
+def test_api_index_lists_every_documented_name():
+    """The API index (one table per module, a one-line summary per name, as
+    scikit-learn's) lists exactly the names the module pages document."""
+    index = api_entries([DOCS / "api" / "index.rst"])
+    assert set(index) == set(api_entries())
+    assert not any(index.values()), "the index links the module pages' entries"
+    toctree = (DOCS / "api" / "index.rst").read_text().split(".. toctree::")[1]
+    for page in sorted((DOCS / "api").glob("skhsfm*.rst")):
+        assert f"   {page.stem}\n" in toctree, f"{page.name} is not in the index"
 
 
 def estimator_classes():
@@ -100,10 +122,14 @@ def estimator_classes():
     return list(seen)
 
 
+SITE = "https://docs.example.org/skhsfm/"
+
+
 @pytest.mark.parametrize("cls", estimator_classes(), ids=lambda cls: cls.__name__)
-def test_html_repr_links_to_the_api_page(cls):
+def test_html_repr_links_to_the_api_page(cls, monkeypatch):
+    monkeypatch.setenv("SKHSFM_DOCS_URL", SITE)
     page = documented_objects()[id(cls)]
-    link = f"{DOCS_URL}api/generated/{page}.html"
+    link = f"{SITE}api/generated/{page}.html"
     estimator = _construct(cls)
     assert estimator._get_doc_link() == link
     assert f'href="{link}"' in estimator._repr_html_()
@@ -120,12 +146,48 @@ def _construct(cls):
     return cls(**{name: LogisticRegression() for name in required})
 
 
-def test_hsfm_repr_html_links_to_its_page():
-    html = HSFMClassifier()._repr_html_()
-    assert (
-        'href="https://skhsfm.readthedocs.io/en/stable/api/generated/'
-        'skhsfm.HSFMClassifier.html"'
-    ) in html
+def test_docs_url_setting(monkeypatch, tmp_path):
+    """SKHSFM_DOCS_URL, else the checkout's local build, else no link until
+    the site is published (a link to an empty site lands on an error page)."""
+    build = tmp_path / "html"
+    monkeypatch.setattr(doc_link, "_LOCAL_BUILD", build)
+    monkeypatch.delenv("SKHSFM_DOCS_URL", raising=False)
+    monkeypatch.setattr(doc_link, "PUBLISHED", False)
+    assert HSFMClassifier()._get_doc_link() == ""
+    assert "api/generated" not in HSFMClassifier()._repr_html_()
+    monkeypatch.setattr(doc_link, "PUBLISHED", True)
+    assert HSFMClassifier()._get_doc_link() == (
+        doc_link.PUBLISHED_URL + "api/generated/skhsfm.HSFMClassifier.html"
+    )
+    build.mkdir()
+    (build / "index.html").write_text("<html></html>")
+    local = build.resolve().as_uri() + "/api/generated/skhsfm.HSFMClassifier.html"
+    assert HSFMClassifier()._get_doc_link() == local  # the local build first
+    monkeypatch.setenv("SKHSFM_DOCS_URL", "https://docs.example.org/skhsfm")
+    assert HSFMClassifier()._get_doc_link().startswith(SITE + "api/")
+    monkeypatch.setenv("SKHSFM_DOCS_URL", str(build))  # a folder
+    assert HSFMClassifier()._get_doc_link() == local
+    monkeypatch.setenv("SKHSFM_DOCS_URL", "none")
+    assert HSFMClassifier()._get_doc_link() == ""
+
+
+def test_parameter_links_match_the_pages(monkeypatch):
+    """The repr links each parameter by the text of its type line, straight
+    quotes included (``default="auto"``); the pages must show that text as
+    written, not with curly quotes."""
+    monkeypatch.setenv("SKHSFM_DOCS_URL", SITE)
+    page = SITE + "api/generated/skhsfm.HSFMClassifier.html"
+    link = page + "#:~:text=device,-str%2C%20default%3D%22auto%22"
+    assert f'href="{link}"' in HSFMClassifier()._repr_html_()
+    tree = ast.parse((DOCS / "conf.py").read_text())
+    settings = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }
+    assert settings.get("smartquotes") is False, "docs/conf.py: smartquotes = False"
 
 
 def not_executed_examples():

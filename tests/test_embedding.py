@@ -247,6 +247,56 @@ def test_offline_tag_fails_fast_with_fix(empty_caches, monkeypatch):
     assert "pretrained='/path/to/" in message and "local-dir:" in message
 
 
+def test_offline_search_shows_one_reason(empty_caches, monkeypatch):
+    """Every fit of a search fails for want of weights: the search's error
+    shows that one reason, without huggingface_hub's chained tracebacks, and
+    the fits fail at once (no network probe)."""
+    import sklearn
+    from sklearn.model_selection import GridSearchCV
+
+    from skhsfm.baselines import ERMHeadClassifier
+    from skhsfm.embedding import _hub
+
+    def no_probe(url, **kwargs):
+        raise AssertionError("offline mode is on: the network must not be probed")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(_hub, "host_reachable", no_probe)
+    images = np.zeros((12, 8, 8, 3), np.uint8)
+    y = np.tile([0, 1], 6)
+    pipe = Pipeline([("embed", BackboneEmbedder()), ("clf", ERMHeadClassifier())])
+    search = GridSearchCV(pipe, {"clf__C": [0.1, 1.0]}, cv=3)
+    with sklearn.config_context(enable_metadata_routing=True):
+        with pytest.raises(ValueError, match="All the 6 fits failed") as info:
+            search.fit(images, y)
+    text = str(info.value)
+    assert "6 fits failed with the following error" in text  # one reason
+    assert text.count("offline mode is on") == 1
+    assert text.rstrip().splitlines()[-1].startswith("RuntimeError: open_clip")
+    for noise in ("huggingface_hub", "During handling", "direct cause"):
+        assert noise not in text
+
+
+def test_unreachable_host_is_probed_once(monkeypatch):
+    from skhsfm.embedding import _hub
+
+    calls = []
+
+    def refuse(address, timeout):
+        calls.append(address)
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(_hub.socket, "create_connection", refuse)
+    monkeypatch.setattr(_hub, "_UNREACHABLE", {})
+    url = "https://weights.invalid/model.bin"
+    assert not _hub.host_reachable(url, timeout=0.5)
+    assert not _hub.host_reachable(url, timeout=0.5)  # remembered
+    assert len(calls) == 1
+    monkeypatch.setattr(_hub, "UNREACHABLE_RETRY", 0.0)
+    assert not _hub.host_reachable(url, timeout=0.5)  # retried after the window
+    assert len(calls) == 2
+
+
 def test_unreachable_hub_fails_without_download(empty_caches, monkeypatch):
     from skhsfm.embedding import _hub
 

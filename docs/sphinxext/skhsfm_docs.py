@@ -8,6 +8,9 @@
 - :func:`write_cli_help`: the ``--help`` text of ``skhsfm`` and of each of its
   commands, written to text files that the command-line page includes, so that
   the page always shows the options of the code it documents.
+- :func:`write_sklearn_inventory`: an intersphinx inventory of scikit-learn's
+  public names, made from the installed scikit-learn, so that an offline
+  build links them to scikit-learn's site.
 - :func:`skip_foreign_member`, :func:`process_docstring`: API pages list the
   methods skhsfm's classes define or take from scikit-learn (``get_params``,
   ``set_fit_request``, ...), not the dozens a torch ``nn.Module`` brings;
@@ -16,9 +19,12 @@
   ``__version__``) get the ``#:`` comment written where they are defined.
 """
 
+import importlib
+import inspect
 import os
 import re
 import sys
+import zlib
 from pathlib import Path
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "setup",
     "skip_foreign_member",
     "write_cli_help",
+    "write_sklearn_inventory",
 ]
 
 #: Libraries whose inherited members are not listed on skhsfm's API pages.
@@ -90,6 +97,71 @@ def write_cli_help(folder):
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     return sorted(texts)
+
+
+def _sklearn_entries():
+    """``(name, role, uri)`` of scikit-learn's public API, by its page scheme:
+    one page per class or function under ``modules/generated/``, its methods
+    as anchors there, one page per module under ``api/``. A ``$`` in ``uri``
+    stands for the name (the inventory format's shorthand)."""
+    import sklearn
+
+    modules = [f"sklearn.{name}" for name in sklearn.__all__ if name[0] != "_"]
+    modules += [f"sklearn.utils.{name}" for name in ("validation", "multiclass")]
+    entries = [
+        (f"sklearn.{name}", "function", f"modules/generated/sklearn.{name}.html#$")
+        for name in ("set_config", "get_config", "config_context", "show_versions")
+    ]
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if not inspect.ismodule(module):
+            continue
+        entries.append((module_name, "module", f"api/{module_name}.html"))
+        for name in getattr(module, "__all__", ()):
+            try:
+                obj = getattr(module, name, None)
+            except ImportError:  # experimental names need an enabling import
+                continue
+            full = f"{module_name}.{name}"
+            page = f"modules/generated/{full}.html#$"
+            if inspect.isclass(obj):
+                entries.append((full, "class", page))
+                for member in dir(obj):
+                    value = getattr(obj, member, None)
+                    if not member.startswith("_") and inspect.isroutine(value):
+                        entries.append((f"{full}.{member}", "method", page))
+            elif callable(obj):
+                entries.append((full, "function", page))
+    return entries
+
+
+def write_sklearn_inventory(path):
+    """Write an intersphinx inventory (``objects.inv`` format) of scikit-learn.
+
+    scikit-learn's own inventory is downloaded from its site, which an offline
+    build cannot reach; this one is made from the installed scikit-learn's
+    public modules and their ``__all__``, with the addresses of its site's page
+    scheme (``modules/generated/<name>.html#<name>``), so that
+    ``:class:`~sklearn.pipeline.Pipeline``` links there in any build.
+    """
+    import sklearn
+
+    lines = [f"{name} py:{role} 1 {uri} -\n" for name, role, uri in _sklearn_entries()]
+    header = (
+        "# Sphinx inventory version 2\n"
+        "# Project: scikit-learn\n"
+        f"# Version: {sklearn.__version__}\n"
+        "# The remainder of this file is compressed using zlib.\n"
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = header.encode() + zlib.compress("".join(lines).encode())
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+    return len(lines)
 
 
 def _defining_module(obj):

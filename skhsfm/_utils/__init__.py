@@ -4,6 +4,7 @@
 - :mod:`~skhsfm._utils.hashing`: the one content digest.
 - :mod:`~skhsfm._utils.progress`: progress callbacks and bars.
 - :mod:`~skhsfm._utils.table`: the one text-table renderer.
+- :mod:`~skhsfm._utils.text`: values as messages show them (``plain``).
 - :mod:`~skhsfm._utils.docstrings`: shared parameter texts (``fill_doc``).
 - :mod:`~skhsfm._utils.deprecation`: one wording for deprecation warnings.
 - :mod:`~skhsfm._utils.doc_link`: where the HTML repr's "?" links to.

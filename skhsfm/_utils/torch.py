@@ -7,6 +7,7 @@ embedder), never from ``predict`` paths. Lazy call sites write
 ``from skhsfm._utils.torch import torch``.
 """
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -15,7 +16,15 @@ from skhsfm._utils.imports import import_torch
 
 torch = import_torch()
 
-__all__ = ["resolve_device", "make_generator", "to_tensor", "to_numpy", "torch"]
+__all__ = [
+    "SMALL_WORK",
+    "make_generator",
+    "one_thread_if_small",
+    "resolve_device",
+    "to_numpy",
+    "to_tensor",
+    "torch",
+]
 
 _DEVICE_HINT = "use 'auto', 'cpu', 'cuda' or 'cuda:N'"
 # Devices that held and returned a value once in this process (see _check_usable).
@@ -130,3 +139,34 @@ def to_tensor(array, device, dtype=None):
 def to_numpy(tensor):
     """Detach a tensor and return it as a numpy array on the CPU."""
     return tensor.detach().cpu().numpy()
+
+
+#: Multiply-adds per matrix product below which a CPU loop of torch operations
+#: runs on one thread (:func:`one_thread_if_small`).
+SMALL_WORK = 2**25
+
+
+@contextlib.contextmanager
+def one_thread_if_small(work, device):
+    """Run the block on one torch thread when its operations are small.
+
+    A loop of thousands of small operations (AFR's 500 full-batch steps on a
+    few hundred rows) gains nothing from torch's threads and loses much when
+    the machine is busy: each operation waits for every thread at a barrier,
+    and one thread taken off its core by another process stalls them all. On
+    2 busy cores AFR's benchmark fit took 64-104 s on two threads and 2.6-6.6 s
+    on one (issue 24). ``work`` is the multiply-adds of the block's largest
+    matrix product; below :data:`SMALL_WORK` on the CPU, the number of threads
+    is set to 1 and restored afterwards (torch's setting is per process: the
+    other threads of the process see it too while the block runs).
+    """
+    device = torch.device(device)
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or work >= SMALL_WORK or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

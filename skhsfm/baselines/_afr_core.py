@@ -136,24 +136,28 @@ def run_afr(
     -------
     AFRResult
     """
-    from skhsfm._utils.torch import resolve_device, to_numpy
+    from skhsfm._utils.torch import one_thread_if_small, resolve_device, to_numpy
 
     p_true = true_class_proba(X, y, W0, b0)
     weights = np.stack([afr_weights(p_true, y, gamma) for gamma in gammas])
-    grid = _Grid(X, y, weights, lambdas, W0, b0, resolve_device(device))
+    dev = resolve_device(device)
+    grid = _Grid(X, y, weights, lambdas, W0, b0, dev)
     best = _Best(grid)
     history = np.empty((3, grid.n_heads, n_epochs))
     X_s = grid.tensor(X_select)
-    for epoch in range(n_epochs):
-        loss = grid.step(learning_rate, max_grad_norm)
-        selection, mean = score(grid.predict(X_s))
-        best.update(grid, epoch, selection, mean)
-        history[:, :, epoch] = (to_numpy(loss), selection, mean)
-        if log is not None and (epoch + 1) % 50 == 0:
-            log(
-                f"[AFR] epoch {epoch + 1}/{n_epochs}: best selection score so "
-                f"far {best.key[:, 0].max():.4f}"
-            )
+    # thousands of small steps: one torch thread on a busy CPU (issue 24)
+    work = max(X.shape[0], X_select.shape[0]) * X.shape[1] * W0.shape[0]
+    with one_thread_if_small(work * grid.n_heads, dev):
+        for epoch in range(n_epochs):
+            loss = grid.step(learning_rate, max_grad_norm)
+            selection, mean = score(grid.predict(X_s))
+            best.update(grid, epoch, selection, mean)
+            history[:, :, epoch] = (to_numpy(loss), selection, mean)
+            if log is not None and (epoch + 1) % 50 == 0:
+                log(
+                    f"[AFR] epoch {epoch + 1}/{n_epochs}: best selection score "
+                    f"so far {best.key[:, 0].max():.4f}"
+                )
     head = best.head()
     W, b = best.weights(grid, head)
     shape = (len(gammas), len(lambdas), n_epochs)

@@ -266,7 +266,17 @@ class EmbeddedDominoes:
 
     def load(self, seed):
         s = self.settings
-        key = ("embedded", seed, s.n_train, s.n_val, s.n_test, s.backbone_epochs)
+        from skhsfm.datasets._dominoes_cnn import CNN_VERSION
+
+        key = (
+            "embedded",
+            seed,
+            s.n_train,
+            s.n_val,
+            s.n_test,
+            s.backbone_epochs,
+            CNN_VERSION,
+        )
         return _load_or_compute(
             s,
             self.reporter,
@@ -435,11 +445,14 @@ class DominoesArrays:
         return self._shared
 
     def _cnn(self, images, targets, groups, seed):
+        from skhsfm.datasets._dominoes_cnn import CNN_VERSION
+
         s = self.settings
         key = [
             "arrays",
             seed,
             s.backbone_epochs,
+            CNN_VERSION,
             # what is embedded and what the labels are: a changed y_/env_ file
             # must not reuse embeddings stored with the old labels
             [

@@ -60,7 +60,7 @@ METHODS = tuple(entry.key for entry in _HEADS)
 DATASETS = ("dominoes", "waterbirds", "celeba", "metashift")
 DEFAULT_SEEDS = 3
 # Embedded dominoes: split sizes and CNN epochs of the default run and of --quick.
-_FULL = dict(n_train=4800, n_val=1200, n_test=2400, backbone_epochs=10)
+_FULL = dict(n_train=4800, n_val=1200, n_test=2400, backbone_epochs=6)
 _QUICK = dict(n_train=1600, n_val=400, n_test=800, backbone_epochs=8)
 # --quick on an image dataset embeds at most this many images per split.
 _QUICK_REAL_CAP = 256
@@ -69,7 +69,7 @@ _SIZE_HELP = {
     "other datasets: use at most N (256 with --quick)",
     "--n-val": "validation images (as --n-train)",
     "--n-test": "test images (as --n-train)",
-    "--backbone-epochs": "dominoes CNN epochs (default 10, 8 with --quick)",
+    "--backbone-epochs": "dominoes CNN epochs (default 6, 8 with --quick)",
 }
 # A budget option per head that has one (--hsfm-epochs: HSFM's n_epochs).
 _BUDGETS = {entry.budget_option: entry for entry in _HEADS if entry.budget}

@@ -14,6 +14,7 @@ from sklearn.datasets import load_digits, load_sample_images
 from sklearn.utils import Bunch, check_random_state
 
 from skhsfm._sklearn_compat import Interval, validate_params
+from skhsfm._utils.text import plain
 from skhsfm.datasets._common import balanced_counts
 
 __all__ = ["make_dominoes"]
@@ -241,7 +242,7 @@ def make_dominoes(
     if n_classes not in (2, 5, 10):
         raise ValueError(
             f"n_classes must be 2, 5 or 10 (a rule on the digit 0-9); got "
-            f"{n_classes!r}."
+            f"{plain(n_classes)}."
         )
     if image_size % 16:
         raise ValueError(

@@ -3,20 +3,23 @@
 A copy of the weights already on disk is used without touching the network; a
 missing one fails within about two seconds when its host cannot be reached
 (instead of huggingface_hub's retry loop, which takes ~45 s), and at once when
-offline mode is on (``HF_HUB_OFFLINE``), with a message that says how to pass
-local weights. Only the standard library is imported here; huggingface_hub is
-imported inside the functions.
+offline mode is on (``HF_HUB_OFFLINE``), with a one-paragraph message that
+says how to pass local weights and no chained hub traceback (in a grid search
+whose fits all fail, that message is the one reason shown). Only the standard
+library is imported here; huggingface_hub is imported inside the functions.
 """
 
 import contextlib
 import os
 import socket
 import threading
+import time
 import urllib.parse
 import urllib.request
 
 __all__ = [
     "HUB_PROBE_TIMEOUT",
+    "UNREACHABLE_RETRY",
     "ensure_downloadable",
     "fetch_cache_first",
     "host_reachable",
@@ -27,7 +30,14 @@ __all__ = [
 #: Seconds allowed for the "is the weights host reachable?" probe.
 HUB_PROBE_TIMEOUT = 2.0
 
+#: Seconds during which a host found unreachable is not probed again: the
+#: fits of a search that all need the same missing weights fail at once after
+#: the first, instead of waiting for a probe each.
+UNREACHABLE_RETRY = 60.0
+
 _OFFLINE_LOCK = threading.Lock()
+# (host, port) -> time.monotonic() of its last failed probe
+_UNREACHABLE = {}
 
 
 def _truthy(value):
@@ -73,7 +83,9 @@ def host_reachable(url, timeout=HUB_PROBE_TIMEOUT):
     """Whether a TCP connection to ``url``'s host (or its proxy) opens in time.
 
     Name resolution has no timeout of its own, so the probe runs in a daemon
-    thread and is abandoned after ``timeout`` seconds.
+    thread and is abandoned after ``timeout`` seconds. A host that failed the
+    probe is reported unreachable without a new probe for
+    :data:`UNREACHABLE_RETRY` seconds.
     """
     parsed = urllib.parse.urlparse(url)
     host = parsed.hostname
@@ -83,6 +95,9 @@ def host_reachable(url, timeout=HUB_PROBE_TIMEOUT):
         proxy_url = urllib.parse.urlparse(proxy if "//" in proxy else f"//{proxy}")
         host, port = proxy_url.hostname, proxy_url.port or 80
     if not host:
+        return False
+    failed_at = _UNREACHABLE.get((host, port))
+    if failed_at is not None and time.monotonic() - failed_at < UNREACHABLE_RETRY:
         return False
     result = []
 
@@ -96,7 +111,12 @@ def host_reachable(url, timeout=HUB_PROBE_TIMEOUT):
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     thread.join(timeout + 0.5)
-    return bool(result and result[0])
+    reachable = bool(result and result[0])
+    if reachable:
+        _UNREACHABLE.pop((host, port), None)
+    else:
+        _UNREACHABLE[(host, port)] = time.monotonic()
+    return reachable
 
 
 def _hub_endpoint():
@@ -124,19 +144,22 @@ def fetch_cache_first(fetch, *, describe, fix, url=None):
     try:
         with hub_offline():
             return fetch()
-    except Exception as exc:  # not cached (or the cache copy is unusable)
-        cache_error = exc
+    except Exception:  # not cached (or the cache copy is unusable)
+        pass
     url = url or _hub_endpoint()
+    # ``from None``: the cache miss's own traceback (huggingface_hub's "cannot
+    # find the requested files" chain, 40 lines per failed fit in a search)
+    # says nothing this message does not; the reason comes alone.
     if offline_requested():
         raise RuntimeError(
             f"{describe} are not in the local cache and offline mode is on "
             f"(HF_HUB_OFFLINE is set), so they cannot be downloaded. {fix}"
-        ) from cache_error
+        ) from None
     if not host_reachable(url):
         raise RuntimeError(
             f"{describe} are not in the local cache and {url} cannot be reached "
             f"(no network access?). {fix}"
-        ) from cache_error
+        ) from None
     try:
         return fetch()
     except Exception as exc:

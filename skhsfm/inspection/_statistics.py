@@ -6,6 +6,7 @@ import numpy as np
 
 from skhsfm._sklearn_compat import validate_params
 from skhsfm._utils.table import format_table
+from skhsfm._utils.text import plain
 from skhsfm._validation import check_X
 from skhsfm.inspection._common import (
     check_rows,
@@ -71,8 +72,8 @@ def mean_difference_direction(X, labels, *, source=None, target=None):
     for name, value in (("source", source), ("target", target)):
         if not np.any(labels == value):
             raise ValueError(
-                f"{name}={value!r} does not occur in labels; labels takes the values "
-                f"{values.tolist()[:10]}."
+                f"{name}={plain(value)} does not occur in labels; labels takes the "
+                f"values {values.tolist()[:10]}."
             )
     return X[labels == target].mean(axis=0) - X[labels == source].mean(axis=0)
 

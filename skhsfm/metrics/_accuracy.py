@@ -5,6 +5,7 @@ from numbers import Real
 import numpy as np
 
 from skhsfm._utils.docstrings import fill_doc
+from skhsfm._utils.text import plain
 from skhsfm._validation import check_labels
 from skhsfm.metrics._engine import check_targets, group_counts, unique_labels
 
@@ -111,8 +112,8 @@ def _reference_weights(reference_groups):
         for label, value in reference_groups.items():
             if not isinstance(value, Real) or not np.isfinite(value) or value < 0:
                 raise ValueError(
-                    f"reference_groups[{label!r}] must be a finite number >= 0; got "
-                    f"{value!r}."
+                    f"reference_groups[{plain(label)}] must be a finite number >= 0; "
+                    f"got {plain(value)}."
                 )
             weights[_python_label(label)] = float(value)
     else:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from skhsfm._utils.text import plain
 from skhsfm._validation import check_labels
 
 __all__ = ["PairedDifference", "paired_difference"]
@@ -115,9 +116,9 @@ def paired_difference(
     if a.shape[0] == 0:
         raise ValueError("scores is empty; pass at least one pair of scores.")
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
+        raise ValueError(f"confidence must be in (0, 1); got {plain(confidence)}.")
     if method not in ("t", "bootstrap"):
-        raise ValueError(f"method must be 't' or 'bootstrap'; got {method!r}.")
+        raise ValueError(f"method must be 't' or 'bootstrap'; got {plain(method)}.")
     diff = a - b
     n = diff.shape[0]
     mean = float(diff.mean())
