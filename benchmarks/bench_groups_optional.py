@@ -386,7 +386,12 @@ def main():
     rows = summary(table, problems, args.seeds)
     check_targets(table, problems, args.seeds)
     if args.rst:
-        shown = [os.path.basename(a) if os.sep in a else a for a in sys.argv[1:]]
+        # the command that fits (a --report-only rerun only reprints its table)
+        shown = [
+            os.path.basename(a) if os.sep in a else a
+            for a in sys.argv[1:]
+            if a != "--report-only"
+        ]
         command = "python benchmarks/bench_groups_optional.py " + " ".join(shown)
         write_rst(args.rst, rows, args.seeds, command)
 
