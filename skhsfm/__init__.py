@@ -8,7 +8,12 @@ from skhsfm._base import InconsistentVersionWarning
 from skhsfm._hsfm import PRESETS, HSFMClassifier
 from skhsfm._linear import LinearHead
 from skhsfm._version import __version__
-from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
+from skhsfm.baselines import (
+    AFRClassifier,
+    DFRClassifier,
+    ERMHeadClassifier,
+    SELFClassifier,
+)
 from skhsfm.embedding import BackboneEmbedder
 from skhsfm.metrics import (
     GroupAccuracyReport,
@@ -34,6 +39,7 @@ __all__ = [
     "GroupStratifiedKFold",
     "InconsistentVersionWarning",
     "LinearHead",
+    "SELFClassifier",
     "GroupAccuracyReport",
     "group_accuracy_report",
     "group_weighted_accuracy",

@@ -4,7 +4,12 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhsfm import HSFMClassifier
-from skhsfm.baselines import AFRClassifier, DFRClassifier, ERMHeadClassifier
+from skhsfm.baselines import (
+    AFRClassifier,
+    DFRClassifier,
+    ERMHeadClassifier,
+    SELFClassifier,
+)
 
 FAST = dict(n_epochs=2, support_size=4, hard_size=8, inner_steps=3, outer_steps=2)
 
@@ -23,6 +28,7 @@ def _estimators():
             device="cpu",
             random_state=0,
         ),
+        SELFClassifier(n_selected=(10, 40), learning_rate=(1.0, 10.0), random_state=0),
     ]
 
 

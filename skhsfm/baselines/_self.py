@@ -36,11 +36,14 @@ class SELFClassifier(InitializedHead):
        own last layer).
     2. **Split the hard pool** (``X_val``, or a hold-out of ``X``) in two,
        stratified by class (by group when groups are given): a *scored* part
-       and a *tuning* part (``tuning_fraction``).
+       and a *tuning* part (``tuning_fraction``). With ``cross_fit=True``
+       (default) the parts then swap roles, so that every held-out row is
+       both selected from and tuned on, never by the same head.
     3. **Select.** Rank the scored rows by a signal of the ERM head and keep
-       the top ``k``: ``"disagreement"``, the KL divergence between the head's
-       predictions on the row with its features dropped out and on the row
-       itself (:func:`skhsfm.groups.dropout_disagreement`); or
+       the top ``k`` of each scored part: ``"disagreement"``, the KL
+       divergence between the head's predictions on the row with its
+       features dropped out and on the row itself
+       (:func:`skhsfm.groups.dropout_disagreement`); or
        ``"misclassification"``, the head's cross-entropy (its errors first,
        :func:`skhsfm.groups.misclassification_loss`); or ``"random"``, the
        control the paper compares with. Only the selected rows' class labels
@@ -49,7 +52,9 @@ class SELFClassifier(InitializedHead):
        class-balanced mini-batches drawn with replacement, ``n_steps`` steps.
     5. **Tune** ``k``, the learning rate and the dropout probability over
        their grids by worst-group accuracy on the tuning part (worst-class
-       accuracy when the hard pool has no group labels), and keep that head.
+       accuracy when the hard pool has no group labels; cross-fitted, on the
+       out-of-fold predictions of both parts), and keep that head (the mean
+       of the two parts' heads when cross-fitted).
 
     Parameters
     ----------
@@ -78,6 +83,11 @@ default="disagreement"
     tuning_fraction : float in (0, 1), default=0.5
         Share of the hard pool kept apart to tune ``k``, the learning rate and
         the dropout probability; the rest is scored and selected from.
+    cross_fit : bool, default=True
+        Also select from the tuning part and tune on the scored part, score
+        every setting on the out-of-fold predictions of all held-out rows and
+        average the two heads of the kept setting. False is the official
+        code's single split (Notes).
     {validation_fraction}
     {init_coef}
     {init_intercept}
@@ -97,7 +107,7 @@ default="disagreement"
     init_coef_, init_intercept_ : ndarray
         The ERM head SELF started from (sklearn convention).
     best_n_selected_ : int
-        Selected ``k`` (capped at the size of the scored part).
+        Selected ``k`` (capped at the size of the scored part), per part.
     best_learning_rate_ : float
         Selected learning rate.
     best_dropout_ : float or None
@@ -105,19 +115,22 @@ default="disagreement"
         ``selection="disagreement"``.
     best_score_ : float
         Tuning worst-group (worst-class without groups) accuracy of the kept
-        head.
+        setting (out of fold over both parts when cross-fitted).
     grid_scores_ : ndarray of shape (n_dropout, n_selected, n_learning_rate)
         Tuning worst-group (or worst-class) accuracy of every setting
         (``n_dropout`` is 1 unless ``selection="disagreement"``).
-    selection_scores_ : ndarray of shape (n_scored,)
-        The selection signal of each scored row, for the selected dropout
-        probability (rows as in ``scored_indices_``).
+    selection_scores_ : ndarray of shape (n_hard,)
+        The selection signal of each row of the hard pool, for the selected
+        dropout probability; NaN on rows that were not scored (the tuning
+        part when ``cross_fit=False``).
     selected_indices_ : ndarray of int
-        Rows of the hard pool the kept head was fine-tuned on.
+        Rows of the hard pool the kept head was fine-tuned on (``k`` from
+        each part when cross-fitted).
     scored_indices_ : ndarray of int
-        Rows of the hard pool that were scored and selected from.
+        Rows of the hard pool in the first part (scored and selected from).
     tuning_indices_ : ndarray of int
-        Rows of the hard pool used for tuning.
+        Rows of the hard pool in the second part (used for tuning; also
+        scored and selected from when cross-fitted).
     hard_pool_indices_ : ndarray of int or None
         Rows of ``X`` held out as the hard pool, or None when ``X_val`` was
         given.
@@ -168,7 +181,12 @@ default="disagreement"
     1000). The grid reaches 100 for heads that have to move far from the ERM
     head on 20 points. The fine-tuned head is mapped back to the raw
     embeddings, so prediction is a plain linear map. (3) Ties in tuning go to
-    the first setting in grid order; everything is seeded.
+    the first setting in grid order; everything is seeded. (4) By default
+    the two halves are cross-fitted (``cross_fit``): with a few hundred
+    held-out rows, one half's worst-class accuracy is a noisy tuning signal,
+    and out-of-fold predictions on all rows halve that noise; the kept head
+    is the mean of the two halves' heads. ``cross_fit=False`` is the
+    official single split.
 
     A dask array or numpy memmap ``X`` (and ``X_val``) is read only where
     rows are needed: the initial head's rows (``max_samples``; none when
@@ -184,13 +202,21 @@ default="disagreement"
     --------
     >>> from skhsfm.baselines import SELFClassifier
     >>> from skhsfm.datasets import make_spurious_embeddings
-    >>> X, y, _, _ = make_spurious_embeddings(400, 16, random_state=0)
-    >>> Xv, yv, _, _ = make_spurious_embeddings(200, 16, split="val",
+    >>> X, y, _, _ = make_spurious_embeddings(800, 16, random_state=0)
+    >>> Xv, yv, _, _ = make_spurious_embeddings(300, 16, split="val",
     ...                                         random_state=0)
-    >>> clf = SELFClassifier(n_selected=(20, 50), random_state=0)
-    >>> clf.fit(X, y, X_val=Xv, y_val=yv).score(Xv, yv) > 0.8
+    >>> clf = SELFClassifier(n_selected=(20, 60), random_state=0)
+    >>> clf.fit(X, y, X_val=Xv, y_val=yv).best_n_selected_ in (20, 60)
     True
-    >>> clf.selected_indices_.shape[0] == clf.best_n_selected_
+    >>> clf.selected_indices_.shape[0] == 2 * clf.best_n_selected_
+    True
+    >>> from skhsfm import worst_group_accuracy
+    >>> from skhsfm.baselines import ERMHeadClassifier
+    >>> Xt, yt, _, gt = make_spurious_embeddings(1000, 16, split="test",
+    ...                                          random_state=0)
+    >>> erm = ERMHeadClassifier().fit(X, y)
+    >>> (worst_group_accuracy(yt, clf.predict(Xt), groups=gt)
+    ...  > worst_group_accuracy(yt, erm.predict(Xt), groups=gt) + 0.1)
     True
     """
 
@@ -209,6 +235,7 @@ default="disagreement"
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "tuning_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "cross_fit": ["boolean"],
     }
 
     def __init__(
@@ -223,6 +250,7 @@ default="disagreement"
         momentum=0.9,
         weight_decay=1e-4,
         tuning_fraction=0.5,
+        cross_fit=True,
         validation_fraction=0.2,
         init_coef=None,
         init_intercept=None,
@@ -239,6 +267,7 @@ default="disagreement"
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.tuning_fraction = tuning_fraction
+        self.cross_fit = cross_fit
         self.validation_fraction = validation_fraction
         self.init_coef = init_coef
         self.init_intercept = init_intercept
@@ -263,51 +292,76 @@ default="disagreement"
         W0, b0 = self._initial_head(X_fit, y_fit)
         del X_fit
         X_hard = np.asarray(X_hard, dtype=np.float64)
-        scored, tuning = self._split(pools, rng)
-        signals = self._signals(
+        first, second = self._split(pools, rng)
+        parts = [(first, second)]  # (rows selected from, rows tuned on)
+        if self.cross_fit:
+            parts.append((second, first))
+        scored = np.unique(np.concatenate([select for select, _ in parts]))
+        signals = np.full((len(dropouts), X_hard.shape[0]), np.nan)
+        signals[:, scored] = self._signals(
             LinearHead.from_softmax(W0, b0), X_hard[scored], pools.y_hard[scored],
             dropouts, rng,
         )  # fmt: skip
         # fine-tune on unit-scaled embeddings: the same head, rewritten for them
         mean, scale = unit_scaling(X_hard)
         Z = (X_hard - mean) / scale
-        Wz, bz = W0 * scale, b0 + W0 @ mean
-        tuning_groups = None if pools.groups_hard is None else pools.groups_hard[tuning]
-        grid = np.full((len(dropouts), len(n_selected), len(rates)), np.nan)
-        best = None
-        for d, signal in enumerate(signals):
-            # stable: ties keep the hard pool's order
-            ranked = scored[np.argsort(-signal, kind="stable")]
-            for j, k in enumerate(n_selected):
-                rows = ranked[:k]
-                heads = finetune_heads(
-                    Z, pools.y_hard, Wz, bz, rows, rates,
-                    n_steps=self.n_steps, batch_size=self.batch_size,
-                    momentum=self.momentum, weight_decay=self.weight_decay,
-                    random_state=rng,
-                )  # fmt: skip
-                for r, (W, b) in enumerate(zip(*heads)):
-                    pred = np.argmax(Z[tuning] @ W.T + b, axis=1)
-                    key = selection_score(pools.y_hard[tuning], pred, tuning_groups)
-                    grid[d, j, r] = key[0]
-                    if best is None or key > best[0]:
-                        best = (key, (d, j, r), W, b, rows)
-        (score, _), (d, j, r), W, b, rows = best
+        best, grid = self._search(
+            Z, pools, W0 * scale, b0 + W0 @ mean, signals, parts, n_selected,
+            rates, rng,
+        )  # fmt: skip
+        (score, _), (d, j, r), W, b, chosen = best
         # back to the raw embeddings: W.(x - m)/s + b == (W/s).x + (b - (W/s).m)
         W = W / scale
         self.coef_, self.intercept_ = to_sklearn_head(W, b - W @ mean)
         self.init_coef_, self.init_intercept_ = to_sklearn_head(W0, b0)
-        self.best_n_selected_ = int(rows.shape[0])
+        self.best_n_selected_ = int(chosen[0].shape[0])
         self.best_learning_rate_ = rates[r]
         self.best_dropout_ = dropouts[d]
         self.best_score_ = float(score)
         self.grid_scores_ = grid
         self.selection_scores_ = signals[d]
-        self.selected_indices_ = np.sort(rows)
-        self.scored_indices_ = scored
-        self.tuning_indices_ = tuning
+        self.selected_indices_ = np.unique(np.concatenate(chosen))
+        self.scored_indices_ = first
+        self.tuning_indices_ = second
         self.hard_pool_indices_ = pools.hard_index
         self.n_iter_ = self.n_steps
+
+    def _search(self, Z, pools, W0, b0, signals, parts, n_selected, rates, rng):
+        """Fine-tune every setting on each part's top rows and score it on the
+        other part (out of fold); return the best ``(key, (d, j, r), W, b,
+        rows per part)``, the head averaged over the parts, and the grid."""
+        y, groups = pools.y_hard, pools.groups_hard
+        held = np.concatenate([tune for _, tune in parts])
+        held_groups = None if groups is None else groups[held]
+        grid = np.full((signals.shape[0], len(n_selected), len(rates)), np.nan)
+        best = None
+        for d, signal in enumerate(signals):
+            for j, k in enumerate(n_selected):
+                fits, chosen = [], []
+                for select, _ in parts:
+                    # stable: ties keep the hard pool's order
+                    rows = select[np.argsort(-signal[select], kind="stable")[:k]]
+                    batches = balanced_batches(
+                        y, rows, self.n_steps, self.batch_size, rng
+                    )
+                    fit = finetune_heads(
+                        Z, y, W0, b0, batches, rates, momentum=self.momentum,
+                        weight_decay=self.weight_decay,
+                    )  # fmt: skip
+                    fits.append(fit)
+                    chosen.append(rows)
+                for r in range(len(rates)):
+                    pred = np.concatenate([
+                        np.argmax(Z[tune] @ Ws[r].T + bs[r], axis=1)
+                        for (_, tune), (Ws, bs) in zip(parts, fits)
+                    ])  # fmt: skip
+                    key = selection_score(y[held], pred, held_groups)
+                    grid[d, j, r] = key[0]
+                    if best is None or key > best[0]:
+                        W = np.mean([Ws[r] for Ws, _ in fits], axis=0)
+                        b = np.mean([bs[r] for _, bs in fits], axis=0)
+                        best = (key, (d, j, r), W, b, chosen)
+        return best, grid
 
     def _split(self, pools, rng):
         """The scored and the tuning rows of the hard pool."""
@@ -347,28 +401,30 @@ def unit_scaling(X):
     return mean, std * np.sqrt(X.shape[1])
 
 
-def finetune_heads(
-    Z,
-    y,
-    W,
-    b,
-    rows,
-    learning_rates,
-    *,
-    n_steps,
-    batch_size,
-    momentum,
-    weight_decay,
-    random_state,
-):
-    """Fine-tune a softmax head on ``rows`` of ``(Z, y)``, once per learning rate.
+def balanced_batches(y, rows, n_steps, batch_size, random_state):
+    """Mini-batches of ``rows`` drawn with replacement, each row with
+    probability inversely proportional to its class's count among ``rows``
+    (what a class-balanced ``WeightedRandomSampler`` draws).
+
+    Returns
+    -------
+    batches : ndarray of int of shape (n_steps, batch_size)
+        Rows of ``y``, one line per SGD step.
+    """
+    counts = np.bincount(y[rows])
+    weights = 1.0 / counts[y[rows]]
+    picked = random_state.choice(
+        rows.shape[0], size=(n_steps, batch_size), p=weights / weights.sum()
+    )
+    return rows[picked]
+
+
+def finetune_heads(Z, y, W, b, batches, learning_rates, *, momentum, weight_decay):
+    """Fine-tune a softmax head by SGD on ``batches``, once per learning rate.
 
     SGD as ``torch.optim.SGD`` does it (``buf = momentum * buf + grad +
     weight_decay * param``, ``param -= lr * buf``) on the mean cross-entropy
-    of mini-batches of ``batch_size`` rows drawn with replacement, each row
-    with probability inversely proportional to its class's count among
-    ``rows`` (a class-balanced ``WeightedRandomSampler``). Every learning
-    rate sees the same mini-batches.
+    of each mini-batch; every learning rate sees the same mini-batches.
 
     Parameters
     ----------
@@ -377,31 +433,22 @@ def finetune_heads(
         Encoded labels.
     W, b : ndarray of shape (n_classes, d) and (n_classes,)
         The head to start from (one row per class).
-    rows : ndarray of int
-        Rows of ``Z`` to fine-tune on.
+    batches : ndarray of int of shape (n_steps, batch_size)
+        Rows of ``Z`` of each step (:func:`balanced_batches`).
     learning_rates : sequence of float
-    random_state : numpy RandomState
 
     Returns
     -------
     W, b : ndarray of shape (n_rates, n_classes, d) and (n_rates, n_classes)
     """
     rates = np.asarray(learning_rates, dtype=np.float64)
-    n_classes = W.shape[0]
-    counts = np.bincount(y[rows], minlength=n_classes)
-    weights = 1.0 / counts[y[rows]]
-    draws = rows[
-        random_state.choice(
-            rows.shape[0], size=(n_steps, batch_size), p=weights / weights.sum()
-        )
-    ]
     W = np.repeat(W[None], rates.shape[0], axis=0)
     b = np.repeat(b[None], rates.shape[0], axis=0)
     buf_W, buf_b = np.zeros_like(W), np.zeros_like(b)
-    eye = np.eye(n_classes)
-    for batch in draws:
+    eye = np.eye(W.shape[1])
+    for batch in batches:
         Zb = Z[batch]
-        # d(mean CE)/d logits = (softmax - onehot) / batch
+        # d(mean CE)/d logits = (softmax - onehot) / batch size
         grad = softmax(np.einsum("nd,lkd->lnk", Zb, W) + b[:, None, :], axis=2)
         grad -= eye[y[batch]]
         grad /= batch.shape[0]

@@ -1,4 +1,4 @@
-"""``skhsfm benchmark``: ERM head, DFR, AFR and HSFM on identical embeddings.
+"""``skhsfm benchmark``: ERM head, DFR, AFR, SELF and HSFM on identical embeddings.
 
 For every seed: get the train / validation / test embeddings from a source
 (:mod:`skhsfm.cli._sources`), fit every method with the training embeddings as
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Method names accepted by ``--methods``, in table order.
-METHODS = ("erm", "dfr", "afr", "hsfm")
+METHODS = ("erm", "dfr", "afr", "self", "hsfm")
 DATASETS = ("dominoes", "waterbirds", "celeba", "metashift")
 DEFAULT_SEEDS = 3
 # Embedded dominoes: split sizes and CNN epochs of the default run and of --quick.
@@ -135,7 +135,8 @@ def add_parser(subparsers):
         help="where AFR and HSFM start: backbone: the backbone's own last layer "
         "when the source has one (the dominoes CNN), else their default; default: "
         "their default initial head, a logistic regression on the training "
-        "embeddings (default: %(default)s)",
+        "embeddings (default: %(default)s). SELF always starts from that "
+        "logistic regression (better on dominoes than the CNN's head)",
     )
     p.add_argument(
         "--preset",
@@ -439,7 +440,7 @@ def _estimators(methods, seed, init, settings):
     """``[(label, estimator)]`` for the requested methods, AFR and HSFM starting
     from the :class:`~skhsfm.LinearHead` ``init`` (None: their default start)."""
     from skhsfm import HSFMClassifier
-    from skhsfm.baselines import AFRClassifier, DFRClassifier
+    from skhsfm.baselines import AFRClassifier, DFRClassifier, SELFClassifier
 
     device = str(settings.device)
     coef, intercept = (None, None) if init is None else (init.coef, init.intercept)
@@ -457,6 +458,8 @@ def _estimators(methods, seed, init, settings):
             **extra,
         )
         out.append(("AFR", afr))
+    if "self" in methods:
+        out.append(("SELF", SELFClassifier(random_state=seed)))
     if "hsfm" in methods:
         hsfm = HSFMClassifier(
             settings.preset,
@@ -474,7 +477,9 @@ def _label(method, settings):
     """The table label of a ``--methods`` name."""
     if method == "hsfm" and settings.preset is not None:
         return f"HSFM (preset {settings.preset})"
-    return {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "hsfm": "HSFM"}[method]
+    labels = {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "self": "SELF"}
+    labels["hsfm"] = "HSFM"
+    return labels[method]
 
 
 def _score(y_true, y_pred, groups, group_names):
@@ -496,6 +501,7 @@ def _score(y_true, y_pred, groups, group_names):
 def _details(estimator):
     """The fitted estimator's selected epoch, score and hyperparameters."""
     names = ("best_epoch_", "best_score_", "best_C_", "best_gamma_", "best_lambda_")
+    names += ("best_n_selected_", "best_learning_rate_", "best_dropout_")
     values = {name.rstrip("_"): getattr(estimator, name, None) for name in names}
     return {
         name: value.item() if hasattr(value, "item") else value
