@@ -11,6 +11,7 @@ from skhsfm._version import __version__
 from skhsfm.baselines import (
     AFRClassifier,
     DFRClassifier,
+    DPEClassifier,
     ERMHeadClassifier,
     SELFClassifier,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "AFRClassifier",
     "BackboneEmbedder",
     "DFRClassifier",
+    "DPEClassifier",
     "ERMHeadClassifier",
     "GroupStratifiedKFold",
     "InconsistentVersionWarning",

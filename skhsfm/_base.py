@@ -13,24 +13,41 @@
 Every head records the skhsfm version it was fitted with; unpickling (pickle,
 joblib, ``skops.io.load``) a head fitted by another version warns with
 :class:`InconsistentVersionWarning`, as scikit-learn does for its own
-estimators.
+estimators. A fitted head's saved state also carries a digest of its contents
+(``_skhsfm_digest``, BLAKE2b over every attribute), checked when it is loaded:
+a damaged file (flipped or edited bytes that still unpickle) raises
+:class:`pickle.UnpicklingError` instead of predicting differently.
+
+Three hooks keep every head's fit safe in the same way:
+
+- ``_check_params()``: combinations of parameters and grid-valued parameters
+  checked by ``fit`` before any work (after ``_parameter_constraints``).
+- ``_feature_scale(X)``: the one scale convention (``rescale``): the solvers
+  work on ``rms_scale(X) * X`` and fold the scalar back into ``coef_``.
+- :func:`draw_fit_rows`: the ``max_samples`` draw of the rows a logistic
+  regression is fit on, which must hold every class.
 
 Parameter and ``fit`` documentation shared by several heads is written once in
 :data:`PARAMETER_DOCS` and filled into docstrings by :func:`fill_doc`.
 """
 
+import pickle
 import warnings
 from numbers import Integral, Real
 
+import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 
 from skhsfm._linear import LinearHeadMixin, initial_head
+from skhsfm._logistic import rms_scale
 from skhsfm._pools import fit_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, fit_context
 from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._utils.docstrings import PARAMETER_DOCS, fill_doc
+from skhsfm._utils.hashing import state_digest
 from skhsfm._utils.lazy import default_sample_size, sample_rows
+from skhsfm._validation import check_float_array
 from skhsfm._version import __version__
 
 __all__ = [
@@ -39,7 +56,9 @@ __all__ = [
     "HeldOutHead",
     "RenamedKeys",
     "InitializedHead",
+    "MAX_SAMPLES_CONSTRAINT",
     "PARAMETER_DOCS",
+    "draw_fit_rows",
     "fill_doc",
 ]
 
@@ -101,6 +120,63 @@ class InconsistentVersionWarning(UserWarning):
 #: Name of the version stamp in a fitted head's state (a plain ``str``).
 VERSION_KEY = "_skhsfm_version"
 
+#: Name of the digest of a fitted head's saved state (a hex ``str``). Only in
+#: the saved state: ``__getstate__`` writes it, ``__setstate__`` checks and
+#: drops it.
+DIGEST_KEY = "_skhsfm_digest"
+
+#: ``max_samples`` of every head that has it: a logistic regression needs a row
+#: of each class, and a classifier has at least two.
+MAX_SAMPLES_CONSTRAINT = [
+    Interval(Integral, 2, None, closed="left"),
+    StrOptions({"auto"}),
+    None,
+]
+
+
+def _digest(state):
+    """The digest of a state, the version stamp left out (it has its own check,
+    and a warning rather than an error when it differs)."""
+    return state_digest(state, skip=(VERSION_KEY, DIGEST_KEY))
+
+
+def _damaged(estimator_name):
+    return pickle.UnpicklingError(
+        f"The saved {estimator_name} is damaged: its contents do not match the "
+        "digest recorded when it was saved (bytes changed after it was written: "
+        "a bad disk or transfer, a truncated or edited copy). Its predictions "
+        "would differ from the saved head's. Load an intact copy of the file, "
+        "or refit."
+    )
+
+
+def draw_fit_rows(estimator, X, y, classes, rng):
+    """Positions of the rows a head's logistic regression is fit on
+    (``estimator.max_samples``); None for all of them, drawing nothing.
+
+    ``X`` is the pool (array or lazy), ``y`` its encoded labels and
+    ``classes`` the class labels. A draw that misses a class is refused,
+    naming ``max_samples``: the regression needs every class (scikit-learn's
+    own error does not say which parameter to change, and HSFM's blocked
+    regression would silently never predict that class).
+    """
+    max_samples = estimator.max_samples
+    if max_samples == "auto":
+        max_samples = default_sample_size(X)
+    rows = sample_rows(X.shape[0], max_samples, rng)
+    if rows is None:
+        return None
+    missing = np.setdiff1d(np.arange(classes.shape[0]), y[rows])
+    if missing.size:
+        raise ValueError(
+            f"max_samples={estimator.max_samples!r} drew {rows.shape[0]} of the "
+            f"{X.shape[0]} rows, with no row of class(es) "
+            f"{classes[missing].tolist()}: the logistic regression needs every "
+            f"class. Raise max_samples (at least {classes.shape[0]}; more for rare "
+            "classes) or pass max_samples=None to use every row."
+        )
+    return rows
+
 
 def _is_fitted_state(state):
     """Whether a ``__dict__``-like state holds fitted attributes (as
@@ -118,7 +194,13 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     ``fit`` restores every attribute, so a failed fit leaves the head exactly
     as it was. After a successful ``_fit``, ``fit`` stamps the skhsfm version
     (``_skhsfm_version``, a ``str``), which travels with the pickled state and
-    is checked when it is loaded.
+    is checked when it is loaded, with a digest of the state.
+
+    Before ``_fit``, ``fit`` calls ``_check_params()``: the place where a head
+    checks what ``_parameter_constraints`` cannot express (combinations of
+    parameters, the entries of grid-valued parameters), naming the parameters
+    and the fix. Heads with a ``rescale`` parameter get their scale from
+    ``_feature_scale(X)``.
     """
 
     # a fixed validation set travels with the training data by default, as
@@ -149,6 +231,7 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        self._check_params()
         previous = dict(vars(self))
         try:
             self._fit(X, y, groups, X_val, y_val, groups_val)
@@ -167,18 +250,63 @@ class BaseHead(LinearHeadMixin, ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, groups, X_val, y_val, groups_val):  # pragma: no cover
         raise NotImplementedError
 
+    def _check_params(self):
+        """Check what ``_parameter_constraints`` cannot: combinations of
+        parameters and the entries of grid-valued ones. Called by ``fit``
+        before any work; subclasses extend it (calling ``super()``) and raise
+        errors that name the parameters and the fix."""
+
+    #: Whether the solvers convert ``X`` to float32 before rescaling it (HSFM's
+    #: torch loop): ``X`` must then have a float32-sized scale.
+    _float32_X = False
+
+    def _feature_scale(self, X, name="X"):
+        """The scalar the head's solvers multiply ``X`` by: ``rms_scale(X)``
+        with ``rescale=True`` (every head's one scale convention, folded back
+        into ``coef_``), 1.0 with ``rescale=False``. All-zero ``X`` is refused
+        (naming ``name``), and so is an ``X`` that float32 cannot hold when
+        the head's solver converts to float32 first."""
+        if not self.rescale:
+            return 1.0
+        scale = rms_scale(X, name=name)
+        if self._float32_X and not 1e-30 <= 1.0 / scale <= 1e30:
+            raise ValueError(
+                f"{type(self).__name__} trains in float32, and the root-mean-square "
+                f"entry of {name} is {1.0 / scale:.3g}, beyond what float32 holds "
+                "well (1e-30 to 1e30). Multiply X (and X_val) by one constant "
+                "first: the predictions do not depend on it."
+            )
+        return scale
+
     def __getstate__(self):
         # Copy: on Python >= 3.11 object.__getstate__ returns the live __dict__.
         state = dict(super().__getstate__())
-        if _is_fitted_state(state) and VERSION_KEY not in state:
-            # fitted by a subclass whose fit skipped BaseHead.fit, or restored
-            # from an unstamped file (which warned when it was loaded)
-            state[VERSION_KEY] = __version__
+        if _is_fitted_state(state):
+            if VERSION_KEY not in state:
+                # fitted by a subclass whose fit skipped BaseHead.fit, or
+                # restored from an unstamped file (which warned when loaded)
+                state[VERSION_KEY] = __version__
+            state[DIGEST_KEY] = _digest(state)
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        digest = state.pop(DIGEST_KEY, None)
+        fitted = _is_fitted_state(state)
+        if fitted and digest is not None and digest != _digest(state):
+            raise _damaged(type(self).__name__)
         version = state.get(VERSION_KEY)
-        if _is_fitted_state(state) and version != __version__:
+        if fitted and digest is None and version == __version__:
+            # every head this version saves carries a digest
+            warnings.warn(
+                f"The saved {type(self).__name__} has no digest of its contents, "
+                "so it cannot be checked for damage (every head saved by this "
+                "skhsfm version has one: the file was edited or damaged). Check "
+                "its predictions, or refit.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if fitted and version != __version__:
             warnings.warn(
                 InconsistentVersionWarning(
                     estimator_name=type(self).__name__,
@@ -226,18 +354,31 @@ class InitializedHead(HeldOutHead):
         "init_coef": ["array-like", None],
         "init_intercept": ["array-like", None],
         "erm_C": [Interval(Real, 0, None, closed="neither")],
-        "max_samples": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-            None,
-        ],
+        "max_samples": MAX_SAMPLES_CONSTRAINT,
+        "rescale": ["boolean"],
         "device": [str],
         "verbose": ["verbose"],
     }
 
+    def _check_params(self):
+        super()._check_params()
+        if self.init_coef is None and self.init_intercept is not None:
+            raise ValueError(
+                "init_intercept was given without init_coef; it would be ignored "
+                "(the initial head is then a logistic regression with its own "
+                "intercept). Pass init_coef as well, or leave init_intercept=None."
+            )
+        if self.init_coef is not None:
+            check_float_array(self.init_coef, "init_coef")
+        if self.init_intercept is not None:
+            check_float_array(self.init_intercept, "init_intercept")
+
     def _initial_rows(self, pools, rng):
         """Positions in the support pool of the rows the initial head is fit
-        on (``max_samples``); None for all of them, drawing nothing."""
+        on (``max_samples``); None for all of them, drawing nothing. Without
+        ``init_coef`` (a regression is fit) the draw must hold every class."""
+        if self.init_coef is None:
+            return draw_fit_rows(self, pools.X, pools.y, self.classes_, rng)
         max_samples = self.max_samples
         if max_samples == "auto":
             max_samples = default_sample_size(pools.X)

@@ -6,14 +6,15 @@ from numbers import Integral, Real
 import numpy as np
 
 from skhsfm._base import InitializedHead, RenamedKeys, fill_doc
-from skhsfm._linear import fit_temperature, margin_temperature, to_sklearn_head
-from skhsfm._pools import (
-    cell_labels,
-    holdout_split,
-)
+from skhsfm._linear import to_sklearn_head
+from skhsfm._pools import cell_labels, selection_split
 from skhsfm._sklearn_compat import HasMethods, Interval, StrOptions
-from skhsfm._start import keep_initial_unless_better, prepare_start
-from skhsfm.metrics._engine import selection_score
+from skhsfm._start import (
+    keep_initial_unless_better,
+    prepare_start,
+    start_temperature,
+)
+from skhsfm.metrics._engine import group_counts, selection_score
 
 __all__ = ["HSFMClassifier", "PRESETS"]
 
@@ -186,17 +187,19 @@ class HSFMClassifier(InitializedHead):
         :class:`~skhsfm.groups.GroupInferrer` ("auto": its defaults, seeded by
         ``random_state``) and balance the support set, the initial head and
         the hard sets over them: training groups are learnt from the
-        validation groups; without any labels, the validation rows the ERM
-        head gets wrong form groups of their class, and the epoch is selected
-        by worst-class accuracy. ``groups_source_`` says what was used. None
-        balances classes where groups are missing (0.2, which can stall).
+        validation groups; without any labels, the held-out rows the ERM head
+        gets wrong form groups of their class, and the epoch is selected by
+        the mean accuracy over those groups (the worst one on a hold-out of
+        ``X``). ``groups_source_`` says what was used. None balances classes
+        where groups are missing (0.2, which can stall).
     init_temperature : "auto" or float, default="auto"
         Divide the initial head by this temperature (its predictions do not
-        change, only its confidence). "auto": temperature scaling on the hard
-        pool (each group weighing the same), never below 1: an ERM head is
+        change, only its confidence). "auto" cools it as much as the larger
+        of two rules asks, never below 1: temperature scaling on the hard pool
+        (each group weighing the same), and a median margin (own logit minus
+        the largest other) of at most 2 on the support set. An ERM head is
         confident on its own training rows, and on a saturated softmax the
-        inner loop, and so the meta-gradient, vanish. 1.0 keeps the head as
-        fitted.
+        inner loop, and so the meta-gradient, vanish. 1.0 keeps the head.
     {device}
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out split, the group inference and the support-set
@@ -241,7 +244,8 @@ class HSFMClassifier(InitializedHead):
         ``"worst_group_accuracy"`` and ``"mean_accuracy"`` of the head on the
         rows that select the epoch (the hard pool, or the rows
         ``selection_indices_``; worst-class accuracy when their groups are not
-        known), ``"seconds"``.
+        known, the mean over inferred error groups, see ``group_inference``),
+        ``"seconds"``.
     best_epoch_ : int
         The selected epoch (1-based; 0 is the initial head, which competes when
         the epoch is selected on rows kept apart); ties go to the later epoch.
@@ -336,6 +340,9 @@ class HSFMClassifier(InitializedHead):
     >>> clf.groups_source_  # no group labels: the hold-out's from its errors
     {'groups': 'classifier', 'groups_val': 'error'}
     """
+
+    # the torch loop converts X to float32 before rescaling it
+    _float32_X = True
 
     _parameter_constraints: dict = {
         **InitializedHead._parameter_constraints,
@@ -453,33 +460,6 @@ class HSFMClassifier(InitializedHead):
             raise AttributeError("'HSFMClassifier' object has no attribute 'history_'")
         return RenamedKeys(self._history, {"outer_loss": ("loss", "0.3")})
 
-    def _selection_split(self, pools, rng):
-        """Positions in the hard pool of the rows the hard sets come from and of
-        the rows that select the epoch (None: the same rows, as in the paper).
-
-        Only a hard pool held out of ``X`` is split (``selection_fraction``):
-        it is small, and selecting on the rows training fits would reward
-        fitting them.
-        """
-        everything = np.arange(pools.y_hard.shape[0])
-        if pools.hard_index is None or self.selection_fraction is None:
-            return everything, None
-        hard, select = holdout_split(
-            pools.y_hard, pools.groups_hard, self.selection_fraction, rng
-        )
-        if select.shape[0] == 0 or len(np.unique(pools.y_hard[hard])) < len(
-            self.classes_
-        ):
-            warnings.warn(
-                "HSFM selects its epoch on a part of the held-out rows, but no "
-                "class or group has two held-out rows to split; selecting on the "
-                "rows training uses instead (optimistic). Pass X_val or raise "
-                "validation_fraction.",
-                UserWarning,
-            )
-            return everything, None
-        return hard, select
-
     def _settings(self):
         """The hyperparameters ``fit`` uses: the signature's values, or, with
         the deprecated ``preset``, the preset's for those left at default."""
@@ -526,40 +506,38 @@ class HSFMClassifier(InitializedHead):
                 "balance='auto' to fall back to classes where groups are unknown."
             )
         start = prepare_start(self, pools, params, rng, infer, by_groups)
-        hard, select = self._selection_split(pools, rng)
+        hard, select = np.arange(pools.y_hard.shape[0]), None
+        if pools.hard_index is not None and self.selection_fraction is not None:
+            # only a hold-out of X is split: it is small, and selecting on the
+            # rows training fits would reward fitting them
+            hard, select = selection_split(
+                pools.y_hard, pools.groups_hard, self.selection_fraction, rng,
+                self.classes_.shape[0], "HSFM selects its epoch",
+            )  # fmt: skip
         hard_strata = None
         if by_groups and pools.groups_hard is not None:
             hard_strata = cell_labels(pools.y_hard, pools.groups_hard)
         scored = slice(None) if select is None else select
         y_select = pools.y_hard[scored]
         groups_select = None
-        if pools.groups_hard is not None and start.sources["groups_val"] != "error":
-            # error groups are a proxy of the minority, good enough to pick hard
-            # rows from, too noisy to select by: select by worst class then
+        if pools.groups_hard is not None:
             groups_select = pools.groups_hard[scored]
-        W0, b0, temperature = start.W0, start.b0, 1.0
-        mode = getattr(self, "_exp_tmode", "margin")
-        if params["init_temperature"] == "auto" and mode == "margin":
-            temperature = margin_temperature(
-                W0,
-                b0,
-                start.X_support,
-                start.y_support,
-                start.scale,
-                getattr(self, "_exp_m0", 2.0),
-            )
-        elif params["init_temperature"] == "auto":
-            temperature = max(1.0, fit_temperature(
-                W0, b0, start.X_hard[hard], pools.y_hard[hard], start.scale,
-                None if hard_strata is None else hard_strata[hard],
-            ))  # fmt: skip
-        else:
-            temperature = float(params["init_temperature"])
-        W0, b0 = W0 / temperature, b0 / temperature
+        # error groups are a proxy of the minority: on X_val the epoch is
+        # selected by their mean accuracy, less noisy than the worst; on a
+        # hold-out of X by the worst, with the guard (measured choices, see
+        # the user guide's "Which group labels do I need?")
+        balanced = start.sources["groups_val"] == "error" and select is None
+        temperature = start_temperature(
+            params["init_temperature"], start, pools.y_hard, hard, hard_strata
+        )
+        W0, b0 = start.W0 / temperature, start.b0 / temperature
 
         from skhsfm._meta import LoopSettings, run_hsfm
 
         def score(pred):
+            if balanced:
+                counts = group_counts(y_select, pred, groups_select)
+                return float(counts.accuracies.mean()), counts.mean
             return selection_score(y_select, pred, groups_select)
 
         result = run_hsfm(

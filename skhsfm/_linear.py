@@ -402,12 +402,46 @@ def softmax_head_proba(X, W, b):
 ERM_TOL = 1e-4
 
 
-def fit_erm_head(X, y, C=1.0, max_iter=1000, tol=ERM_TOL, sample_weight=None):
-    """Multinomial L2 logistic regression on ``(X, y)``; sklearn-convention
-    ``(coef, intercept)`` (one row for two classes)."""
-    model = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
-    model.fit(X, y, sample_weight=sample_weight)
-    return model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
+def fit_erm_head(
+    X,
+    y,
+    n_classes,
+    *,
+    C=1.0,
+    max_iter=1000,
+    tol=ERM_TOL,
+    sample_weight=None,
+    feature_scale=1.0,
+    fix="Increase erm_C's regularisation (lower erm_C) or pass init_coef.",
+):
+    """Multinomial L2 logistic regression of ``(feature_scale * X, y)``.
+
+    ``y`` holds the encoded labels ``0 .. n_classes - 1``, every class present.
+    At scale 1 it is scikit-learn's ``LogisticRegression``; at any other
+    scale the same objective and solver over row blocks of
+    ``feature_scale * X`` (:func:`skhsfm._logistic.scaled_logistic_regression`),
+    without a scaled copy of ``X``. ``fix`` ends the convergence warning.
+
+    Returns
+    -------
+    coef, intercept : ndarray
+        For ``feature_scale * X``, in scikit-learn's convention (one row for
+        two classes).
+    n_iter : int
+        L-BFGS iterations.
+    """
+    if feature_scale == 1.0:
+        model = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
+        model.fit(X, y, sample_weight=sample_weight)
+        return (
+            model.coef_.astype(np.float64),
+            model.intercept_.astype(np.float64),
+            int(np.max(model.n_iter_)),
+        )
+    return scaled_logistic_regression(
+        X, y, n_classes, C=C, scale=feature_scale, max_iter=max_iter, tol=tol,
+        sample_weight=sample_weight, return_n_iter=True, fix=fix,
+    )  # fmt: skip
 
 
 def check_init_head(init_coef, init_intercept, n_classes, n_features):
@@ -460,13 +494,10 @@ def initial_head(
     ``sample_weight`` (mean 1) weighs the rows of the regression.
     """
     if init_coef is None:
-        if feature_scale == 1.0:
-            coef, intercept = fit_erm_head(X, y, C=C, sample_weight=sample_weight)
-        else:
-            coef, intercept = scaled_logistic_regression(
-                X, y, n_classes, C=C, scale=feature_scale, tol=ERM_TOL,
-                sample_weight=sample_weight,
-            )  # fmt: skip
+        coef, intercept, _ = fit_erm_head(
+            X, y, n_classes, C=C, sample_weight=sample_weight,
+            feature_scale=feature_scale,
+        )  # fmt: skip
         return to_softmax_head(coef, intercept, n_classes)
     W, b = check_init_head(init_coef, init_intercept, n_classes, X.shape[1])
     return W / feature_scale, b

@@ -1,4 +1,5 @@
-"""scikit-learn's lbfgs logistic regression of ``scale * X``, without the copy.
+"""scikit-learn's lbfgs logistic regression of ``scale * X``, without the copy,
+and the scale every head uses (:func:`rms_scale`).
 
 HSFM fits its initial head on the support pool rescaled by one scalar
 (``rescale=True``). Forming ``scale * X`` costs a float64 copy of ``X``
@@ -24,7 +25,57 @@ from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["scaled_logistic_regression"]
+__all__ = ["rms_scale", "scaled_logistic_regression"]
+
+
+def rms_scale(X, *, name="X", block=4096):
+    """The scalar that brings the root-mean-square coordinate of ``X`` to 1.
+
+    The one scale convention of every head (``rescale=True``): the solvers
+    work on ``rms_scale(X) * X``, a problem of the same size whatever the
+    units of the embeddings, and the scalar is folded back into ``coef_``, so
+    ``X`` and ``c * X`` give the same predictions up to rounding.
+
+    Summed in float64 over row blocks, so a large float32 pool is neither
+    copied whole nor summed in float32. Sums of squares that overflow or
+    underflow float64 (entries beyond about 1e150 or below 1e-150) are redone
+    relative to the largest entry.
+
+    Raises
+    ------
+    ValueError
+        When every entry of ``X`` is 0 (nothing a head can learn from), or
+        the scale is not representable; the message names ``name``.
+    """
+    total = 0.0
+    for start in range(0, X.shape[0], block):
+        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
+        total += float(rows @ rows)
+    if 0.0 < total < np.inf:
+        return 1.0 / np.sqrt(total / X.size)
+    peak = 0.0
+    for start in range(0, X.shape[0], block):
+        rows = np.asarray(X[start : start + block], dtype=np.float64)
+        peak = max(peak, float(np.max(np.abs(rows), initial=0.0)))
+    if peak == 0.0:
+        raise ValueError(
+            f"{name} is all zeros ({X.shape[0]} rows x {X.shape[1]} features): "
+            "a linear head cannot learn from it. Check how the embeddings were "
+            "computed."
+        )
+    total = 0.0
+    for start in range(0, X.shape[0], block):
+        # out of place: for float64 input, asarray gives a view of X itself
+        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel() / peak
+        total += float(rows @ rows)
+    with np.errstate(over="ignore"):
+        scale = 1.0 / (peak * np.sqrt(total / X.size))
+    if not 0.0 < scale < np.inf:
+        raise ValueError(
+            f"{name} has entries of size {peak:.3g}, too extreme to rescale in "
+            "float64; multiply it by a power of ten first."
+        )
+    return scale
 
 
 def _loss_gradient(w, X, y, scale, l2, n_classes, block_rows, sample_weight=None):
@@ -86,6 +137,8 @@ def scaled_logistic_regression(
     tol=1e-4,
     block_rows=None,
     sample_weight=None,
+    return_n_iter=False,
+    fix="Increase erm_C's regularisation (lower erm_C) or pass init_coef.",
 ):
     """``LogisticRegression(C=C, tol=tol, max_iter=max_iter).fit(scale * X, y)``
     without forming ``scale * X``.
@@ -107,12 +160,19 @@ def scaled_logistic_regression(
     sample_weight : ndarray of shape (n_samples,) or None, default=None
         Per-row weights with mean 1 (so that ``C`` keeps its meaning), as
         ``LogisticRegression.fit(..., sample_weight=...)`` takes them.
+    return_n_iter : bool, default=False
+        Also return the number of L-BFGS iterations.
+    fix : str
+        What the convergence warning tells the user to do (it names the
+        caller's parameters).
 
     Returns
     -------
     coef : ndarray of shape (1, n_features) or (n_classes, n_features)
         For ``scale * X``, in scikit-learn's convention.
     intercept : ndarray of shape (1,) or (n_classes,)
+    n_iter : int
+        L-BFGS iterations, only with ``return_n_iter=True``.
     """
     n, d = X.shape
     if block_rows is None:
@@ -144,13 +204,16 @@ def scaled_logistic_regression(
     if result.status != 0:
         warnings.warn(
             "The initial logistic regression (lbfgs) did not converge: "
-            f"{result.message}. Increase erm_C's regularisation (lower erm_C) "
-            "or pass init_coef.",
+            f"{result.message}. {fix}",
             ConvergenceWarning,
             stacklevel=3,
         )
     w = result.x
     if n_classes == 2:
-        return w[None, :d].copy(), w[d:].copy()
-    full = w.reshape((n_classes, d + 1), order="F")
-    return full[:, :d].copy(), full[:, d].copy()
+        coef, intercept = w[None, :d].copy(), w[d:].copy()
+    else:
+        full = w.reshape((n_classes, d + 1), order="F")
+        coef, intercept = full[:, :d].copy(), full[:, d].copy()
+    if return_n_iter:
+        return coef, intercept, int(result.nit)
+    return coef, intercept

@@ -141,7 +141,7 @@ def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto", weight
         ``W`` itself (two passes over ``H`` per step and direction), "gram"
         works with ``H @ H.T`` and never forms the intermediate heads (cheap per
         step, one ``n_support**2 * d`` product up front). "auto" picks "gram"
-        when ``n_support <= 4 * steps * C``, where that product is the cheaper.
+        when ``n_support * (d + 4 T C) <= 16 T C d``, where it measured faster.
     weights : Tensor (n_hard,) or None, default=None
         Per-row weights of the outer loss, summing to 1 (see
         :func:`select_hard_set`); None is the plain mean (the paper's).
@@ -170,7 +170,11 @@ def hypergradient(H, Y, W0, b0, X_hard, Y_hard, lr, steps, method="auto", weight
     """
     n, n_classes = Y.shape
     if method == "auto":
-        method = "gram" if n <= 4 * steps * n_classes else "primal"
+        d, tc = H.shape[1], steps * n_classes
+        # flops: gram n^2 d + 4 T C n^2, primal 8 T C n d; the one large product
+        # of gram runs about twice as efficiently as primal's small ones
+        # (measured on CPU for n 64-2048, d 128-2048)
+        method = "gram" if n * (d + 4 * tc) <= 16 * tc * d else "primal"
     with torch.no_grad():
         if method == "gram":
             K = H @ H.T

@@ -32,6 +32,7 @@ __all__ = [
     "holdout_split",
     "make_pools",
     "read_pools",
+    "selection_split",
 ]
 
 
@@ -283,6 +284,33 @@ def fit_pools(estimator, X, y, groups, X_val, y_val, groups_val, random_state):
         view_support=getattr(estimator, "_view_support", False),
     )  # fmt: skip
     return pools, encoder.classes_
+
+
+def selection_split(y, groups, fraction, rng, n_classes, what):
+    """Split held-out rows into the rows a head trains on and the rows that
+    select its epoch (or hyperparameters), stratified by group (else class).
+
+    The one selection split of every head. When no stratum has two rows to
+    split, or a class would be left without training rows, it warns (``what``
+    names the head's step) and returns every row for both: ``(rows, None)``.
+
+    Returns
+    -------
+    train_rows : ndarray of int
+    select_rows : ndarray of int or None
+        Positions in ``y``; None when the rows could not be split.
+    """
+    everything = np.arange(y.shape[0])
+    train_rows, select_rows = holdout_split(y, groups, fraction, rng)
+    if select_rows.shape[0] == 0 or np.unique(y[train_rows]).shape[0] < n_classes:
+        warnings.warn(
+            f"{what} on a part of the held-out rows, but no class or group has "
+            "two held-out rows to split; selecting on the rows training uses "
+            "instead (optimistic). Pass X_val or raise validation_fraction.",
+            UserWarning,
+        )
+        return everything, None
+    return train_rows, select_rows
 
 
 def cell_labels(y, groups):

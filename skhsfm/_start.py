@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 
+from skhsfm._linear import fit_temperature, margin_temperature
 from skhsfm._pools import cell_labels, cell_weights, draw_support, read_pools
 from skhsfm.metrics._engine import group_counts
 
@@ -24,7 +25,7 @@ __all__ = [
     "Start",
     "keep_initial_unless_better",
     "prepare_start",
-    "rms_scale",
+    "start_temperature",
 ]
 
 GIVEN, NONE = "given", "none"
@@ -82,7 +83,7 @@ def prepare_start(head, pools, params, rng, infer, by_groups):
         (X_fit, X_support), X_hard = read_pools(pools, fit_rows, support)
         y_fit = _rows(pools.y, fit_rows)
         groups_fit = _rows(pools.groups, fit_rows) if by_groups else None
-    scale = rms_scale(X_fit) if head.rescale else 1.0
+    scale = head._feature_scale(X_fit)  # every head's one scale convention
     weights = None
     if groups_fit is not None:
         # the initial logistic regression weighs every (group, class) cell
@@ -92,6 +93,25 @@ def prepare_start(head, pools, params, rng, infer, by_groups):
         X_fit, y_fit, feature_scale=scale, sample_weight=weights
     )
     return Start(X_support, pools.y[support], support, X_hard, W0, b0, scale, sources)
+
+
+def start_temperature(setting, start, y_hard, hard, hard_strata):
+    """The temperature the initial head is divided by (``init_temperature``).
+
+    "auto" cools it until it is neither overconfident on the hard pool's rows
+    ``hard`` (temperature scaling, each stratum weighing the same) nor
+    saturated on the support set (median margin 2), whichever asks for more;
+    never below 1. A number is used as it is.
+    """
+    if setting != "auto":
+        return float(setting)
+    strata = None if hard_strata is None else hard_strata[hard]
+    return max(
+        fit_temperature(start.W0, start.b0, start.X_hard[hard], y_hard[hard],
+                        start.scale, strata),
+        margin_temperature(start.W0, start.b0, start.X_support, start.y_support,
+                           start.scale),
+    )  # fmt: skip
 
 
 def _infer_groups(inferrer, classes, X_fit, y_fit, groups_fit, X_hard, pools, rng):
@@ -115,20 +135,6 @@ def _infer_groups(inferrer, classes, X_fit, y_fit, groups_fit, X_hard, pools, rn
 def _rows(values, rows):
     """``values[rows]``; ``values`` for None rows or None values."""
     return values if values is None or rows is None else values[rows]
-
-
-def rms_scale(X, block=4096):
-    """The scalar that brings the root-mean-square coordinate of ``X`` to 1.
-
-    Summed in float64 over row blocks, so a large float32 pool is neither
-    copied whole nor summed in float32.
-    """
-    total = 0.0
-    for start in range(0, X.shape[0], block):
-        rows = np.asarray(X[start : start + block], dtype=np.float64).ravel()
-        total += float(rows @ rows)
-    rms = np.sqrt(total / X.size)
-    return 1.0 / rms if rms > 0 else 1.0
 
 
 def keep_initial_unless_better(result, W0, b0, start, y_select, groups_select, rows):

@@ -5,7 +5,7 @@ argument, says what was received and what to do. Nothing here fits, splits or
 draws anything (that is :mod:`skhsfm._pools`).
 """
 
-from numbers import Number
+from numbers import Number, Real
 
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
@@ -13,12 +13,15 @@ from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
+from skhsfm._sklearn_compat import InvalidParameterError
 from skhsfm._utils.lazy import LazyRows, check_lazy_X, is_lazy
 
 __all__ = [
     "FLOAT_DTYPES",
     "check_X",
     "check_finite",
+    "check_float_array",
+    "check_grid",
     "check_groups",
     "check_label_kinds",
     "check_labels",
@@ -229,3 +232,92 @@ def validate_support_pool(estimator, X, y, groups):
         )
     groups = check_groups(groups, X.shape[0], "groups")
     return X, encoder.transform(y), groups, encoder
+
+
+def _is_real(value):
+    """A real number (Python or numpy), not a bool and not a string."""
+    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _entries(value):
+    """The entries of a parameter as a flat object array, or None when it has
+    no array shape (ragged nesting)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return None  # numeric already: nothing to look at one by one
+    try:
+        return np.asarray(value, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return np.array([value], dtype=object)[:0]
+
+
+def _bad_entry(entries):
+    """Position and value of the first entry that is not a real number."""
+    for i, entry in enumerate(entries):
+        if not _is_real(entry):
+            return i, entry
+    return None
+
+
+def check_float_array(value, name):
+    """``value`` as a float64 array, checked entry by entry first.
+
+    numpy would turn ``"0.5"`` into 0.5 and fail on ``"x"`` with "could not
+    convert string to float", naming neither the parameter nor the entry. Here
+    every entry must be a real number (not a string, bool or None), and the
+    error names the parameter, the entry's position and its value. Returns
+    the array (any shape; the caller checks the shape).
+    """
+    entries = _entries(value)
+    if entries is not None:
+        bad = _bad_entry(entries)
+        if bad is not None:
+            i, entry = bad
+            if isinstance(entry, (list, tuple, np.ndarray)):
+                raise InvalidParameterError(
+                    f"{name} must be a rectangular array of numbers; its rows "
+                    "have different lengths."
+                )
+            raise InvalidParameterError(
+                f"{name} must hold only numbers; its entry {i} (in row-major "
+                f"order) is {entry!r} ({type(entry).__name__})."
+            )
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # ragged nesting
+        raise InvalidParameterError(
+            f"{name} must be a rectangular array of numbers; got {value!r:.80}."
+        ) from exc
+
+
+def check_grid(value, name, *, low=0.0, closed="left"):
+    """A float or a non-empty sequence of floats, as a list of float.
+
+    The values a grid-valued parameter (AFR's ``gamma``, DFR's ``Cs``, ...)
+    searches, checked one by one: each must be a finite real number ``>= low``
+    (``closed="left"``) or ``> low`` (``closed="neither"``). The error names
+    the parameter and the bad entry, e.g. ``reg_lambda[0]``.
+    """
+    bound = f">= {low:g}" if closed == "left" else f"> {low:g}"
+    need = f"{name} must be a float {bound} or a non-empty sequence of them"
+    if _is_real(value):
+        entries = [value]
+    elif isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise InvalidParameterError(f"{need}; got {value!r} ({type(value).__name__}).")
+    else:
+        entries = (
+            np.ravel(np.asarray(value)) if isinstance(value, np.ndarray) else value
+        )
+        entries = list(entries)
+    if not entries:
+        raise InvalidParameterError(f"{need}; got an empty {type(value).__name__}.")
+    values = []
+    for i, entry in enumerate(entries):
+        ok = _is_real(entry) and np.isfinite(entry)
+        ok = ok and (entry >= low if closed == "left" else entry > low)
+        if not ok:
+            raise InvalidParameterError(
+                f"{need}; {name}[{i}] is {entry!r} ({type(entry).__name__}), not a "
+                f"finite float {bound}."
+            )
+        values.append(float(entry))
+    return values

@@ -82,14 +82,19 @@ def dfr_fitted(binary_data):
 # ---------------------------------------------------------------- linear head
 
 
+@pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_erm_head_matches_logistic_regression(n_classes):
+def test_erm_head_matches_logistic_regression(n_classes, rescale):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(120, 4))
     y = np.argmax(X[:, :n_classes] + 0.5 * rng.normal(size=(120, n_classes)), 1)
     labels = np.array(["a", "b", "c"])[:n_classes][y]
-    ours = ERMHeadClassifier().fit(X, labels)
-    ref = LogisticRegression(max_iter=1000).fit(X, labels)
+    ours = ERMHeadClassifier(rescale=rescale).fit(X, labels)
+    # rescale=True: scikit-learn's regression of the rescaled X, folded back
+    scale = np.sqrt(X.size / np.sum(X**2)) if rescale else 1.0
+    assert ours.scale_ == pytest.approx(scale, rel=1e-12)
+    ref = LogisticRegression(max_iter=1000).fit(X * ours.scale_, labels)
+    ref.coef_ = ref.coef_ * ours.scale_
     assert ours.coef_.shape == ref.coef_.shape == ((1, 4) if n_classes == 2 else (3, 4))
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-6)
     np.testing.assert_allclose(ours.decision_function(X), ref.decision_function(X))
@@ -251,7 +256,7 @@ def test_dfr_requires_groups(binary_data):
 
 def test_dfr_rejects_bad_grid(binary_data):
     X, y, g = binary_data[:3]
-    with pytest.raises(ValueError, match="Cs must be a non-empty sequence"):
+    with pytest.raises(ValueError, match=r"Cs must be a float > 0 .*Cs\[1\] is -0.1"):
         DFRClassifier(Cs=(1.0, -0.1)).fit(X, y, g)
 
 
@@ -336,8 +341,12 @@ def test_afr_default_head_is_erm_on_support_pool(binary_data):
     X, y, g = binary_data[:3]
     afr = small_afr(n_epochs=2).fit(X, y, g)
     support = np.setdiff1d(np.arange(y.shape[0]), afr.hard_pool_indices_)
-    erm = LogisticRegression(max_iter=1000).fit(X[support], y[support])
-    np.testing.assert_allclose(afr.init_coef_, erm.coef_, rtol=1e-6)
+    # on the rescaled support pool (rescale=True), folded back into the space of X
+    assert afr.scale_ == pytest.approx(
+        np.sqrt(X[support].size / np.sum(X[support] ** 2))
+    )
+    erm = LogisticRegression(max_iter=1000).fit(X[support] * afr.scale_, y[support])
+    np.testing.assert_allclose(afr.init_coef_, erm.coef_ * afr.scale_, rtol=1e-6)
 
 
 def test_afr_improves_worst_group_over_erm(binary_data):

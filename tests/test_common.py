@@ -7,6 +7,7 @@ from skhsfm import HSFMClassifier
 from skhsfm.baselines import (
     AFRClassifier,
     DFRClassifier,
+    DPEClassifier,
     ERMHeadClassifier,
     SELFClassifier,
 )
@@ -25,6 +26,16 @@ def _estimators():
             gamma=(1.0, 4.0),
             reg_lambda=(0.0, 0.1),
             n_epochs=20,
+            device="cpu",
+            random_state=0,
+        ),
+        # the checks' data have 2 features: standardising each row over its own
+        # entries maps every row to +-(1, -1)/sqrt(2), so the checks run DPE on
+        # the raw rows (standardize_rows=True is tested in test_dpe.py)
+        DPEClassifier(
+            n_members=3,
+            n_epochs=5,
+            standardize_rows=False,
             device="cpu",
             random_state=0,
         ),

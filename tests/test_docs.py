@@ -7,12 +7,14 @@ build itself (``python -m sphinx -W -b html docs ...``) is a CI stage.
 
 import ast
 import importlib
+import inspect
 import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
 
 import skhsfm
 from skhsfm import HSFMClassifier
@@ -102,8 +104,20 @@ def estimator_classes():
 def test_html_repr_links_to_the_api_page(cls):
     page = documented_objects()[id(cls)]
     link = f"{DOCS_URL}api/generated/{page}.html"
-    assert cls()._get_doc_link() == link
-    assert f'href="{link}"' in cls()._repr_html_()
+    estimator = _construct(cls)
+    assert estimator._get_doc_link() == link
+    assert f'href="{link}"' in estimator._repr_html_()
+
+
+def _construct(cls):
+    """An instance of ``cls``; a meta-estimator gets a plain logistic regression."""
+    required = [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return cls(**{name: LogisticRegression() for name in required})
 
 
 def test_hsfm_repr_html_links_to_its_page():

@@ -141,7 +141,7 @@ def _interruptions():
         "afr": (skhsfm.baselines._afr, "_train_grid", 1),
         # DFR's second subsample, after best_C_ was chosen
         "dfr": (skhsfm.baselines._dfr, "balanced_subsample", 2),
-        "erm": (skhsfm.baselines._erm, "LogisticRegression", 1),
+        "erm": (skhsfm.baselines._erm, "fit_erm_head", 1),
     }
 
 

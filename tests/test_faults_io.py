@@ -551,3 +551,85 @@ def test_cli_error_messages_are_one_line(capsys, monkeypatch, features_tree, tmp
     monkeypatch.setattr(benchmark, "run_seeds", multiline)
     status, _, err = _run(_features_argv(features_tree, tmp_path / "out"), capsys)
     assert status == 1 and err.strip() == "skhsfm: error: first part second part"
+
+
+# ------------------------------------------- issue 23: leaks, Ctrl-C, --cache
+
+
+def _resource_warnings(read):
+    """ResourceWarnings raised while ``read()`` fails and its garbage goes."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            read()
+        except Exception:
+            pass
+        gc.collect()
+    return [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_truncated_benchmark_cache_file_is_closed(tmp_path):
+    from skhsfm.cli._cache import CacheInvalid
+
+    path, key = cache_file(str(tmp_path), "p", ["x"])
+    write_cache(path, key, _splits(), None, ["a"], {})
+    _truncate(__import__("pathlib").Path(path))  # numpy leaked the handle
+    with pytest.raises(CacheInvalid):
+        read_cache(path, key)
+    assert _resource_warnings(lambda: read_cache(path, key)) == []
+
+
+def test_a_truncated_embedding_cache_entry_is_closed(tmp_path):
+    from skhsfm.embedding._cache import _read_entry
+
+    path = tmp_path / "entry.npz"
+    np.savez(path, key=np.array("k"), embedding=np.zeros(4, dtype=np.float32))
+    assert _read_entry(str(path), "k", 4)[1] is None
+    _truncate(path)
+    row, reason = _read_entry(str(path), "k", 4)
+    assert row is None and "cannot be read" in reason
+    assert _resource_warnings(lambda: _read_entry(str(path), "k", 4)) == []
+
+
+def test_a_late_ctrl_c_exits_130(features_tree, tmp_path, capsys, monkeypatch):
+    import skhsfm.cli
+    from skhsfm.cli import benchmark
+
+    class LateReporter:
+        """Ctrl-C while the command prints its last line ("done in ...")."""
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def log(self, message):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark, "run", lambda settings, argv=(): 0)
+    monkeypatch.setattr(skhsfm.cli, "Reporter", LateReporter)
+    argv = _features_argv(features_tree, tmp_path / "out")
+    argv.remove("--quiet")
+    try:
+        status, _, err = _run(argv, capsys)
+    except KeyboardInterrupt:  # would end the process by the signal (status -2)
+        pytest.fail("a late KeyboardInterrupt escaped main()")
+    assert status == 130 and err.strip() == "skhsfm: interrupted"
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_cache_that_is_a_file_is_an_error_as_for_memory(
+    features_tree, tmp_path, capsys, where
+):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    cache = blocker if where == "a file" else blocker / "cache"
+    argv = _features_argv(features_tree, tmp_path / "out") + TINY_METHODS
+    status, _, err = _run(argv + ["--cache", str(cache)], capsys)
+    assert status == 1
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"skhsfm: error: --cache='{cache}'")
+    assert "Pass a folder you can write to" in line and "--no-cache" in line
+    assert blocker.read_text() == "x"
+    assert not (tmp_path / "out" / "results.json").exists()  # nothing was run

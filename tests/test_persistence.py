@@ -3,6 +3,7 @@ ONNX export, compact fitted state."""
 
 import functools
 import pickle
+import struct
 import subprocess
 import sys
 import textwrap
@@ -353,6 +354,120 @@ def test_getstate_stamps_a_fitted_head_that_lacks_it():
     delattr(head, VERSION_KEY)
     assert head.__getstate__()[VERSION_KEY] == skhsfm.__version__
     assert VERSION_KEY not in vars(head)  # the live object is left alone
+
+
+# ------------------------------------------------------------ damaged files
+
+DIGEST_KEY = "_skhsfm_digest"
+
+
+def _flip_in(data, array, offset=3):
+    """``data`` (bytes of a pickle or joblib file) with one bit flipped inside
+    the stored bytes of ``array`` (its first copy: an HSFM that kept its
+    initial head stores the same values as ``init_coef_`` too): a file that
+    still unpickles."""
+    needle = np.ascontiguousarray(array).tobytes()[:16]
+    at = data.index(needle)
+    damaged = bytearray(data)
+    damaged[at + offset] ^= 0x01
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_a_flipped_bit_in_a_pickle_is_an_error(name):
+    head = fitted(name, 2)
+    damaged = _flip_in(pickle.dumps(head), head.coef_)
+    with pytest.raises(
+        pickle.UnpicklingError, match=f"saved {type(head).__name__} is damaged"
+    ):
+        pickle.loads(damaged)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_a_flipped_bit_in_a_joblib_file_is_an_error(name, tmp_path):
+    head = fitted(name, 3)
+    path = tmp_path / "head.joblib"
+    joblib.dump(head, path)
+    path.write_bytes(_flip_in(path.read_bytes(), head.intercept_))
+    with pytest.raises(pickle.UnpicklingError, match="do not match the digest"):
+        joblib.load(path)
+
+
+def test_damage_outside_the_arrays_is_caught():
+    head = fitted("hsfm", 2)
+    data = pickle.dumps(head)
+
+    # a scalar attribute: the selected epoch's score
+    def binfloat(value):  # how pickle stores a float: opcode G, 8 bytes
+        return b"G" + struct.pack(">d", value)
+
+    score = binfloat(head.best_score_)
+    at = data.index(score, data.index(b"best_score_"))  # the value after its name
+    edited = data[:at] + binfloat(head.best_score_ / 2) + data[at + len(score) :]
+    with pytest.raises(pickle.UnpicklingError, match="damaged"):
+        pickle.loads(edited)
+    # the name of an attribute
+    assert data.count(b"best_epoch_") == 1
+    with pytest.raises(pickle.UnpicklingError, match="damaged"):
+        pickle.loads(data.replace(b"best_epoch_", b"best_epoch2"))
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_intact_files_load_silently_and_keep_no_digest(name, tmp_path):
+    head = fitted(name, 3)
+    path = tmp_path / "head.joblib"
+    joblib.dump(head, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = joblib.load(path)
+        again = pickle.loads(pickle.dumps(loaded))
+    assert DIGEST_KEY not in vars(loaded) and DIGEST_KEY not in vars(again)
+    np.testing.assert_array_equal(loaded.decision_function(make_data(3)[0]),
+                                  head.decision_function(make_data(3)[0]))  # fmt: skip
+    assert isinstance(head.__getstate__()[DIGEST_KEY], str)
+    assert DIGEST_KEY not in HEADS[name]().__getstate__()  # unfitted: no digest
+
+
+def test_files_without_a_digest_still_load():
+    state = fitted("dfr", 2).__getstate__()
+    del state[DIGEST_KEY]
+    state[VERSION_KEY] = "0.0.9"  # as an older release wrote it: no digest
+    with pytest.warns(InconsistentVersionWarning, match="version 0.0.9") as record:
+        DFRClassifier().__setstate__(state)
+    assert len(record) == 1
+    state[VERSION_KEY] = skhsfm.__version__  # this version always writes one
+    with pytest.warns(UserWarning, match="no digest of its contents"):
+        DFRClassifier().__setstate__(state)
+
+
+def test_an_edited_skops_file_is_refused(tmp_path):
+    # the zip's CRC catches flipped bytes; an archive rewritten with other
+    # values (valid CRC) is caught by the digest
+    sio = pytest.importorskip("skops.io")
+    import io
+    import zipfile
+
+    head = fitted("erm", 2)
+    path, edited = tmp_path / "head.skops", tmp_path / "edited.skops"
+    sio.dump(head, path)
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(edited, "w") as dst:
+        changed = 0
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith(".npy"):
+                array = np.load(io.BytesIO(data))
+                if array.shape == head.coef_.shape and np.array_equal(
+                    array, head.coef_
+                ):
+                    buffer = io.BytesIO()
+                    np.save(buffer, array * 1.5)
+                    data, changed = buffer.getvalue(), changed + 1
+            dst.writestr(info, data)
+    assert changed == 1
+    with pytest.raises(pickle.UnpicklingError, match="damaged"):
+        sio.load(edited, trusted=[class_path(head)])
+    loaded = sio.load(path, trusted=[class_path(head)])  # the intact file
+    np.testing.assert_array_equal(loaded.coef_, head.coef_)
 
 
 # --------------------------------------------------------------- compact state

@@ -130,6 +130,15 @@ def test_misclassification_ranks_by_the_erm_heads_loss(data):
     )
 
 
+def test_rescale_false_starts_from_the_plain_logistic_regression(data):
+    X, y, _ = data["train"]
+    clf = _fit(data, selection="misclassification", rescale=False)
+    assert clf.scale_ == 1.0
+    np.testing.assert_allclose(
+        clf.init_coef_, LogisticRegression().fit(X, y).coef_, rtol=1e-6
+    )
+
+
 def test_misclassification_finds_the_minority_groups(data):
     """The ERM head's largest losses are minority rows (groups 1 and 2, 5% of
     training), though they are only half of the balanced held-out split."""

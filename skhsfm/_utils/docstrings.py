@@ -45,20 +45,31 @@ default=None
     "init_intercept": """\
 init_intercept : array-like of shape (n_classes,) or (1,), default=None
     Intercept of the initial head; zeros when ``init_coef`` is given without
-    it. Ignored when ``init_coef`` is None.""",
+    it. Needs ``init_coef`` (an error without it).""",
     "erm_C": """\
 erm_C : float, default=1.0
     Inverse L2 regularization strength of the logistic regression that gives
     the initial head when ``init_coef`` is None.""",
     "max_samples": """\
-max_samples : int, "auto" or None, default="auto"
+max_samples : int >= 2, "auto" or None, default="auto"
     Most rows of the support pool the initial logistic regression is fit on
-    (a seeded uniform draw without replacement when the pool is larger).
+    (a seeded uniform draw without replacement when the pool is larger; a
+    draw that misses a class is refused).
     None uses every row. "auto" uses every row of an in-memory ``X`` and, for
     a lazy ``X`` (a dask array or numpy memmap, read only where rows are
     needed), 128 MiB worth of rows (at least 10,000), so that the fit never
     holds more of ``X`` than that plus the hard pool. A lazy ``X`` and its
     in-memory copy give the same fit for the same int value.""",
+    "rescale": """\
+rescale : bool, default=True
+    Fit on ``X`` multiplied by one scalar so that the root-mean-square
+    coordinate of the rows the regression is fit on is 1, and fold the
+    scalar back into ``coef_`` (``scale_``): the solvers see a problem of
+    the same size whatever the units of the embeddings, so ``X`` and
+    ``c * X`` (any ``c > 0``, float32 or float64) give the same predictions
+    up to rounding, and the regularisation means the same for unit-norm and
+    un-normalised features. All-zero ``X`` is refused. False fits ``X`` as
+    given (the L2 penalty then depends on the scale of ``X``).""",
     "device": """\
 device : str, default="auto"
     Torch device for ``fit``: "auto" (CUDA when available, else CPU), "cpu",

@@ -3,6 +3,7 @@
 - :class:`ERMHeadClassifier`: plain logistic regression, the starting point.
 - :class:`DFRClassifier`: Deep Feature Reweighting (Kirichenko et al., 2022).
 - :class:`AFRClassifier`: Automatic Feature Reweighting (Qiu et al., 2023).
+- :class:`DPEClassifier`: Diverse Prototypical Ensembles (To et al., 2025).
 - :class:`SELFClassifier`: selective last-layer finetuning (LaBonte et al.,
   2023), no group labels needed.
 
@@ -12,7 +13,14 @@ and predict with numpy only.
 
 from skhsfm.baselines._afr import AFRClassifier
 from skhsfm.baselines._dfr import DFRClassifier
+from skhsfm.baselines._dpe import DPEClassifier
 from skhsfm.baselines._erm import ERMHeadClassifier
 from skhsfm.baselines._self import SELFClassifier
 
-__all__ = ["AFRClassifier", "DFRClassifier", "ERMHeadClassifier", "SELFClassifier"]
+__all__ = [
+    "AFRClassifier",
+    "DFRClassifier",
+    "DPEClassifier",
+    "ERMHeadClassifier",
+    "SELFClassifier",
+]

@@ -9,6 +9,7 @@ from skhsfm._base import InitializedHead, fill_doc
 from skhsfm._linear import softmax_head_proba, to_sklearn_head
 from skhsfm._pools import holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval
+from skhsfm._validation import check_grid
 
 __all__ = ["AFRClassifier"]
 
@@ -78,6 +79,7 @@ class AFRClassifier(InitializedHead):
     {init_intercept}
     {erm_C}
     {max_samples}
+    {rescale}
     {device}
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out and the reweighting/selection split (training
@@ -118,6 +120,10 @@ class AFRClassifier(InitializedHead):
     hard_pool_indices_ : ndarray of int or None
         Rows of ``X`` held out as the hard pool, or None when ``X_val`` was
         given.
+    scale_ : float
+        The scalar ``X`` was multiplied by for the initial head and the
+        reweighted training (1.0 with ``rescale=False``); ``learning_rate``,
+        ``reg_lambda`` and ``max_grad_norm`` act in that space.
 
     See Also
     --------
@@ -192,6 +198,7 @@ class AFRClassifier(InitializedHead):
         init_intercept=None,
         erm_C=1.0,
         max_samples="auto",
+        rescale=True,
         device="auto",
         random_state=None,
         verbose=0,
@@ -207,22 +214,30 @@ class AFRClassifier(InitializedHead):
         self.init_intercept = init_intercept
         self.erm_C = erm_C
         self.max_samples = max_samples
+        self.rescale = rescale
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
+    def _check_params(self):
+        super()._check_params()
+        check_grid(self.gamma, "gamma")
+        check_grid(self.reg_lambda, "reg_lambda")
+
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
-        gammas = _check_grid(self.gamma, "gamma")
-        lambdas = _check_grid(self.reg_lambda, "reg_lambda")
+        gammas = check_grid(self.gamma, "gamma")
+        lambdas = check_grid(self.reg_lambda, "reg_lambda")
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
-        # the support pool only feeds the initial head; a lazy X is read once
-        if self.init_coef is None:
+        # the support pool only feeds the initial head and the scale; a lazy X
+        # is read once
+        if self.init_coef is None or self.rescale:
             fit_rows = self._initial_rows(pools, rng)
         else:
             fit_rows = np.zeros(0, dtype=int)
         (X_fit,), X_hard = read_pools(pools, fit_rows)
         y_fit = pools.y if fit_rows is None else pools.y[fit_rows]
-        W0, b0 = self._initial_head(X_fit, y_fit)
+        scale = self._feature_scale(X_fit)
+        W0, b0 = self._initial_head(X_fit, y_fit, feature_scale=scale)
         del X_fit
         reweight, select = holdout_split(
             pools.y_hard, pools.groups_hard, self.selection_fraction, rng
@@ -236,7 +251,8 @@ class AFRClassifier(InitializedHead):
                 UserWarning,
             )
             reweight = select = np.arange(pools.y_hard.shape[0])
-        X_rw, y_rw = X_hard[reweight], pools.y_hard[reweight]
+        # the grid trains and selects on the rescaled hard pool too
+        X_rw, y_rw = _scaled_rows(X_hard, reweight, scale), pools.y_hard[reweight]
         p_true = _true_class_proba(X_rw, y_rw, W0, b0)
         weights = np.stack([_afr_weights(p_true, y_rw, g) for g in gammas])
         strata = pools.y_hard if pools.groups_hard is None else pools.groups_hard
@@ -247,7 +263,7 @@ class AFRClassifier(InitializedHead):
             lambdas,
             W0,
             b0,
-            X_hard[select],
+            _scaled_rows(X_hard, select, scale),
             pools.y_hard[select],
             np.unique(strata[select], return_inverse=True)[1],
             n_epochs=self.n_epochs,
@@ -257,8 +273,9 @@ class AFRClassifier(InitializedHead):
             verbose=self.verbose,
         )
         g, lam, epoch = result["best"]
-        self.coef_, self.intercept_ = to_sklearn_head(result["W"], result["b"])
-        self.init_coef_, self.init_intercept_ = to_sklearn_head(W0, b0)
+        self.coef_, self.intercept_ = to_sklearn_head(result["W"] * scale, result["b"])
+        self.init_coef_, self.init_intercept_ = to_sklearn_head(W0 * scale, b0)
+        self.scale_ = scale
         self.best_gamma_ = gammas[g]
         self.best_lambda_ = lambdas[lam]
         self.best_epoch_ = epoch + 1
@@ -276,6 +293,15 @@ class AFRClassifier(InitializedHead):
         self.hard_pool_indices_ = pools.hard_index
 
 
+def _scaled_rows(X, rows, scale):
+    """``scale * X[rows]`` in ``X``'s dtype: the rows are gathered (a copy) and
+    scaled in place, so rescaling costs no memory beyond the gathered rows."""
+    out = X[rows]
+    if scale != 1.0:
+        out *= np.asarray(scale, dtype=out.dtype)
+    return out
+
+
 def _true_class_proba(X, y, W, b, block=1024):
     """The head's probability of each row's true class, in row blocks (the
     float64 scores of a block at a time, not of all of ``X``)."""
@@ -285,16 +311,6 @@ def _true_class_proba(X, y, W, b, block=1024):
         proba = softmax_head_proba(X[rows], W, b)
         p_true[rows] = proba[np.arange(proba.shape[0]), y[rows]]
     return p_true
-
-
-def _check_grid(value, name):
-    values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
-    if values.shape[0] == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(
-            f"{name} must be a float >= 0 or a non-empty sequence of them; got "
-            f"{np.asarray(value).tolist()}."
-        )
-    return [float(v) for v in values]
 
 
 def _train_grid(

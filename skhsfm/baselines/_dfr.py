@@ -7,9 +7,11 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from skhsfm._base import HeldOutHead, fill_doc
+from skhsfm._logistic import rms_scale
 from skhsfm._pools import balanced_subsample, cell_labels, holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions, l1_logistic_params
 from skhsfm._utils.lazy import iter_row_blocks
+from skhsfm._validation import check_grid
 from skhsfm.metrics._engine import selection_score
 
 __all__ = ["DFRClassifier"]
@@ -186,12 +188,22 @@ class DFRClassifier(HeldOutHead):
         self.random_state = random_state
         self.store_models = store_models
 
+    def _check_params(self):
+        super()._check_params()
+        check_grid(self.Cs, "Cs", closed="neither")
+
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
-        Cs = _check_Cs(self.Cs)
+        Cs = check_grid(self.Cs, "Cs", closed="neither")
         if self.balance == "groups":
             _require_groups(X_val, groups, groups_val)
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
         _, X_hard = read_pools(pools)  # a lazy X: only the hard pool is read
+        # standardisation makes DFR scale-free; what is left to refuse is a
+        # hard pool without a non-zero value (nothing to learn from)
+        held_out = (
+            "X_val" if pools.hard_index is None else "the hard pool held out of X"
+        )
+        rms_scale(X_hard, name=held_out)
         balance_by = pools.groups_hard if self.balance == "groups" else None
         cells = cell_labels(pools.y_hard, balance_by)
 
@@ -288,15 +300,6 @@ class DFRClassifier(HeldOutHead):
         return Cs[int(np.argmax(scores))], scores, size
 
 
-def _check_Cs(Cs):
-    Cs = np.asarray(Cs, dtype=np.float64).ravel()
-    if Cs.shape[0] == 0 or not np.all(np.isfinite(Cs)) or np.any(Cs <= 0):
-        raise ValueError(
-            f"Cs must be a non-empty sequence of positive floats; got {Cs.tolist()}."
-        )
-    return [float(C) for C in Cs]
-
-
 def _require_groups(X_val, groups, groups_val):
     if X_val is None and groups is None:
         raise ValueError(
@@ -322,11 +325,16 @@ def _standardization(X, block_rows=4096):
     centred sum of squares (float64) are merged in order with Chan et al.'s
     update, so no float64 copy of ``X`` is made (StandardScaler's two-pass
     computation makes one); the result agrees with StandardScaler to about
-    1e-15 relative.
+    1e-15 relative. The sums run in a power-of-two unit of the first block
+    (:func:`_power_of_two_unit`), so any scale of ``X`` gives the same
+    standardised values.
     """
-    n, mean, m2 = 0, None, None
+    n, mean, m2, unit = 0, None, None, None
     for block in iter_row_blocks(X, block_rows):
         block = block.astype(np.float64)  # a copy: centred in place below
+        if unit is None:
+            unit = _power_of_two_unit(block)
+        block *= unit
         n_b = block.shape[0]
         mean_b = block.mean(axis=0)
         block -= mean_b
@@ -344,8 +352,21 @@ def _standardization(X, block_rows=4096):
     # StandardScaler's constant features: variance within rounding of zero
     eps = np.finfo(np.float64).eps
     constant = var <= n * eps * var + (n * mean * eps) ** 2
+    mean, scale = mean / unit, scale / unit
     scale[constant] = 1.0
     return mean, scale
+
+
+def _power_of_two_unit(block):
+    """The power of two that brings the largest entry of ``block`` into
+    [0.5, 1): the statistics are summed in that unit, so squares neither
+    overflow (entries near 1e300) nor underflow (near 1e-300), and, a power of
+    two being exact, the statistics of ordinary data are unchanged to the bit."""
+    peak = float(np.max(np.abs(block), initial=0.0))
+    if peak == 0.0:
+        return 1.0
+    exponent = np.frexp(peak)[1]
+    return float(np.ldexp(1.0, int(np.clip(-exponent, -1000, 1000))))
 
 
 def _standardized(X, rows, mean, scale, block_rows=4096):

@@ -93,6 +93,7 @@ default="disagreement"
     {init_intercept}
     {erm_C}
     {max_samples}
+    {rescale}
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out, the scored/tuning split, the dropout masks and the
         mini-batches.
@@ -134,6 +135,9 @@ default="disagreement"
     hard_pool_indices_ : ndarray of int or None
         Rows of ``X`` held out as the hard pool, or None when ``X_val`` was
         given.
+    scale_ : float
+        The scalar ``X`` was multiplied by for the ERM head's regression (1.0
+        with ``rescale=False`` or a given ``init_coef``).
     n_iter_ : int
         SGD steps of the kept head (``n_steps``).
 
@@ -184,7 +188,8 @@ default="disagreement"
     the first setting in grid order; everything is seeded. (4) By default
     the two halves are cross-fitted (``cross_fit``): with a few hundred
     held-out rows, one half's worst-class accuracy is a noisy tuning signal,
-    and out-of-fold predictions on all rows halve that noise; the kept head
+    and out-of-fold predictions score every setting on twice the rows (the
+    variance of an accuracy halves with twice the rows); the kept head
     is the mean of the two halves' heads. ``cross_fit=False`` is the
     official single split.
 
@@ -256,6 +261,7 @@ default="disagreement"
         init_intercept=None,
         erm_C=1.0,
         max_samples="auto",
+        rescale=True,
         random_state=None,
     ):
         self.selection = selection
@@ -273,6 +279,7 @@ default="disagreement"
         self.init_intercept = init_intercept
         self.erm_C = erm_C
         self.max_samples = max_samples
+        self.rescale = rescale
         self.random_state = random_state
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
@@ -289,7 +296,10 @@ default="disagreement"
             fit_rows = np.zeros(0, dtype=int)
         (X_fit,), X_hard = read_pools(pools, fit_rows)
         y_fit = pools.y if fit_rows is None else pools.y[fit_rows]
-        W0, b0 = self._initial_head(X_fit, y_fit)
+        # the regression sees X at the house scale; W0 acts on X as given
+        erm_scale = 1.0 if self.init_coef is not None else self._feature_scale(X_fit)
+        W0, b0 = self._initial_head(X_fit, y_fit, feature_scale=erm_scale)
+        W0 = W0 * erm_scale
         del X_fit
         X_hard = np.asarray(X_hard, dtype=np.float64)
         first, second = self._split(pools, rng)
@@ -324,6 +334,7 @@ default="disagreement"
         self.scored_indices_ = first
         self.tuning_indices_ = second
         self.hard_pool_indices_ = pools.hard_index
+        self.scale_ = float(erm_scale)
         self.n_iter_ = self.n_steps
 
     def _search(self, Z, pools, W0, b0, signals, parts, n_selected, rates, rng):

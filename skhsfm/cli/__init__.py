@@ -1,7 +1,7 @@
 """The ``skhsfm`` command.
 
 ``skhsfm benchmark`` (:mod:`skhsfm.cli.benchmark`)
-    ERM head, DFR, AFR and HSFM on identical frozen embeddings, over several
+    ERM head, DFR, AFR, DPE and HSFM on identical frozen embeddings, over several
     seeds; prints a table of test worst-group / mean / per-group accuracy and
     fit times, and writes it as JSON, CSV and a PNG figure. With no arguments it
     runs the embedded, offline dominoes benchmark (a few minutes on 2 CPU cores).
@@ -20,6 +20,7 @@ command needs them.
 """
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -67,6 +68,18 @@ def main(argv=None):
         Ctrl-C. Bad arguments exit with status 2 through :class:`SystemExit`,
         as argparse does.
     """
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C at any point, a late one included (while the last line or an
+        # error is printed), exits 130 like every other interruption, not by
+        # the signal (status -2) with a traceback.
+        with contextlib.suppress(KeyboardInterrupt):
+            print("skhsfm: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -76,9 +89,6 @@ def main(argv=None):
     except CLIError as exc:
         print(f"skhsfm: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("skhsfm: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:
         # Input problems found deep inside (NaN embeddings, a bad label file,
         # a full disk) are reported as one line too; --traceback shows where.

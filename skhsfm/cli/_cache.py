@@ -20,6 +20,7 @@ import numpy as np
 from skhsfm._linear import LinearHead
 from skhsfm._utils.atomic import atomic_write
 from skhsfm._utils.hashing import array_digest
+from skhsfm._utils.npz import open_npz
 
 __all__ = ["CacheInvalid", "cache_file", "read_cache", "write_cache"]
 
@@ -90,7 +91,7 @@ def write_cache(path, key, splits, head, group_names, timings):
 def _verified_arrays(path, key):
     """Every array of the file, after the key, shape, dtype and checksum checks."""
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        with open_npz(path) as stored:
             names = set(stored.files)
             if _META not in names:
                 raise CacheInvalid("it has no checksums (written by an older skhsfm)")

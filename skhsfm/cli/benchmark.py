@@ -1,4 +1,5 @@
-"""``skhsfm benchmark``: ERM head, DFR, AFR, SELF and HSFM on identical embeddings.
+"""``skhsfm benchmark``: ERM head, DFR, AFR, DPE, SELF and HSFM on one set of
+embeddings.
 
 For every seed: get the train / validation / test embeddings from a source
 (:mod:`skhsfm.cli._sources`), fit every method with the training embeddings as
@@ -18,6 +19,7 @@ import time
 
 import numpy as np
 
+from skhsfm._utils.atomic import ensure_folder
 from skhsfm.cli._common import (
     CLIError,
     Reporter,
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 #: Method names accepted by ``--methods``, in table order.
-METHODS = ("erm", "dfr", "afr", "self", "hsfm")
+METHODS = ("erm", "dfr", "afr", "dpe", "self", "hsfm")
 DATASETS = ("dominoes", "waterbirds", "celeba", "metashift")
 DEFAULT_SEEDS = 3
 # Embedded dominoes: split sizes and CNN epochs of the default run and of --quick.
@@ -85,10 +87,11 @@ def add_parser(subparsers):
 
     p = subparsers.add_parser(
         "benchmark",
-        help="compare ERM, DFR, AFR and HSFM on frozen embeddings",
-        description="Fit the ERM head, DFR, AFR and HSFM on identical embeddings\n"
-        "(support pool = train split, hard pool = validation split) for several\n"
-        "seeds; report test worst-group, mean and per-group accuracy and fit time.",
+        help="compare ERM, DFR, AFR, DPE, SELF and HSFM on frozen embeddings",
+        description="Fit the ERM head, DFR, AFR, DPE, SELF and HSFM on identical\n"
+        "embeddings (support pool = train split, hard pool = validation split)\n"
+        "for several seeds; report test worst-group, mean and per-group accuracy\n"
+        "and fit time.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -328,6 +331,13 @@ def run(settings, argv=()):
     device, threads = setup_torch(settings.device, settings.threads)
     settings = dataclasses.replace(settings, device=str(device))
     out = make_out(settings.out)
+    if settings.cache_dir is not None:
+        # as BackboneEmbedder(memory=...): a cache that cannot be a folder is an
+        # error naming the option, not a whole run without a cache
+        try:
+            ensure_folder(settings.cache_dir, "--cache")
+        except OSError as exc:
+            raise CLIError(f"{exc} (or pass --no-cache)") from exc
     tic = time.perf_counter()
     source = make_source(settings, reporter)
     config = source.config()
@@ -440,7 +450,12 @@ def _estimators(methods, seed, init, settings):
     """``[(label, estimator)]`` for the requested methods, AFR and HSFM starting
     from the :class:`~skhsfm.LinearHead` ``init`` (None: their default start)."""
     from skhsfm import HSFMClassifier
-    from skhsfm.baselines import AFRClassifier, DFRClassifier, SELFClassifier
+    from skhsfm.baselines import (
+        AFRClassifier,
+        DFRClassifier,
+        DPEClassifier,
+        SELFClassifier,
+    )
 
     device = str(settings.device)
     coef, intercept = (None, None) if init is None else (init.coef, init.intercept)
@@ -458,6 +473,8 @@ def _estimators(methods, seed, init, settings):
             **extra,
         )
         out.append(("AFR", afr))
+    if "dpe" in methods:
+        out.append(("DPE", DPEClassifier(device=device, random_state=seed)))
     if "self" in methods:
         out.append(("SELF", SELFClassifier(random_state=seed)))
     if "hsfm" in methods:
@@ -477,9 +494,8 @@ def _label(method, settings):
     """The table label of a ``--methods`` name."""
     if method == "hsfm" and settings.preset is not None:
         return f"HSFM (preset {settings.preset})"
-    labels = {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "self": "SELF"}
-    labels["hsfm"] = "HSFM"
-    return labels[method]
+    labels = {"erm": ERM_LOGREG, "dfr": "DFR", "afr": "AFR", "dpe": "DPE"}
+    return {**labels, "self": "SELF", "hsfm": "HSFM"}[method]
 
 
 def _score(y_true, y_pred, groups, group_names):

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from skhsfm._utils.atomic import ensure_folder
+from skhsfm._utils.npz import open_npz
 from skhsfm.embedding._keys import CACHE_FORMAT, image_keys
 
 __all__ = ["ENTRY_FORMAT", "EmbeddingStore", "cached_embeddings", "memory_location"]
@@ -192,8 +193,8 @@ def _read_entry(path, text, dim):
     if dim is None:
         return None, "the cache's meta.json is missing or does not match"
     try:
-        with np.load(path, allow_pickle=False) as entry:
-            if not hasattr(entry, "files") or set(entry.files) != {"key", "embedding"}:
+        with open_npz(path) as entry:
+            if set(entry.files) != {"key", "embedding"}:
                 return None, f"{path!r} is not an embedding entry"
             key = entry["key"]
             row = entry["embedding"]

@@ -102,10 +102,12 @@ def _hard_rows(estimator, n_rows):
     hard_set = np.asarray(estimator.hard_set_indices_, dtype=np.intp)
     pool = estimator.hard_pool_indices_
     rows = hard_set if pool is None else np.asarray(pool, dtype=np.intp)[hard_set]
-    if rows.size and rows.max() >= n_rows:
+    # the pool of X, not only the hard set (empty when the initial head was kept)
+    refs = rows if pool is None else np.asarray(pool, dtype=np.intp)
+    if refs.size and refs.max() >= n_rows:
         source = "X_val" if pool is None else "the X passed to fit"
         raise ValueError(
-            f"X has {n_rows} rows but the hard set refers to row {rows.max()}; pass "
+            f"X has {n_rows} rows but the hard set refers to row {refs.max()}; pass "
             f"{source}."
         )
     return rows
@@ -197,11 +199,13 @@ def edit_projection(estimator, X, *, y=None, attribute=None, support_attribute=N
             support_attribute = attribute[support_rows]
     hard = X[rows]
     pca = PCA(n_components=2, svd_solver="full").fit(np.vstack([init, hard]))
+    # the initial head kept (best_epoch_ 0) has no hard set: nothing to project
+    hard_2d = pca.transform(hard) if rows.size else np.zeros((0, 2))
     epoch = getattr(estimator, "best_epoch_", None)
     return EditProjection(
         support_init=pca.transform(init),
         support_edited=pca.transform(edited),
-        hard=pca.transform(hard),
+        hard=hard_2d,
         hard_indices=rows,
         support_labels=labels,
         components=pca.components_,

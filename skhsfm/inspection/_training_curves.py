@@ -29,7 +29,8 @@ class TrainingCurves:
         Accuracies on the data the epoch is selected on (worst-class accuracy
         when that data had no groups).
     best_epoch : int
-        The selected epoch.
+        The selected epoch; 0 when the initial head was kept (no epoch beat
+        it on rows kept apart, see ``HSFMClassifier.best_epoch_``).
     seconds : ndarray of shape (n_epochs,) or None, default=None
         Time since the start of the fit at the end of each epoch, when
         recorded (HSFM).
@@ -55,7 +56,8 @@ class TrainingCurves:
         picks = {}
         for position, note in ((0, "first"), (-1, "last")):
             picks.setdefault(int(self.epoch[position]), note)
-        picks[self.best_epoch] = "selected"
+        if self.best_epoch in self.epoch:
+            picks[self.best_epoch] = "selected"
         header = ["epoch", "", "loss", "worst-group acc", "mean acc"]
         rows = []
         for epoch in sorted(picks):
@@ -71,8 +73,8 @@ class TrainingCurves:
             )
         name = f" of {self.estimator_name}" if self.estimator_name else ""
         title = (
-            f"TrainingCurves{name}: {self.epoch.shape[0]} epochs, selected epoch "
-            f"{self.best_epoch}\nloss: {self.loss_name}; accuracies on the "
+            f"TrainingCurves{name}: {self.epoch.shape[0]} epochs, selected "
+            f"{_selected(self.best_epoch)}\nloss: {self.loss_name}; accuracies on the "
             f"{self.selection_data}"
         )
         return format_table(header, rows, left=2, title=title, float_format="{:.4f}")
@@ -90,6 +92,11 @@ class TrainingCurves:
         fig : matplotlib.figure.Figure
         """
         return plot_training_curves(self, **kwargs)
+
+
+def _selected(best):
+    """How a figure or table names the selected epoch."""
+    return "the initial head (epoch 0)" if best == 0 else f"epoch {best}"
 
 
 def _labels(estimator):
@@ -126,7 +133,7 @@ def _training_curves(estimator, where):
                 f"history_['epoch'] has {epoch.shape}; pass one value per epoch."
             )
     best = int(estimator.best_epoch_)
-    if best not in epoch:
+    if best != 0 and best not in epoch:
         raise ValueError(
             f"{where}: best_epoch_={best} is not among the recorded epochs "
             f"({epoch.min()}..{epoch.max()})."
@@ -228,7 +235,7 @@ def plot_training_curves(result, *, path=None):
         f"{curves.estimator_name or 'head'} on the {curves.selection_data}"
     )
     for ax in (ax_loss, ax_acc):
-        ax.axvline(best, color="k", ls="--", lw=1, label=f"selected epoch ({best})")
+        ax.axvline(best, color="k", ls="--", lw=1, label=f"selected {_selected(best)}")
         ax.grid(alpha=0.3)
     ax_acc.legend(loc="best", fontsize="small")
     return finish(fig, path)
