@@ -24,7 +24,13 @@ import shutil
 import tempfile
 import time
 
-__all__ = ["atomic_write", "ensure_folder", "recover_file_set", "write_file_set"]
+__all__ = [
+    "atomic_write",
+    "check_folder_path",
+    "ensure_folder",
+    "recover_file_set",
+    "write_file_set",
+]
 
 _JOURNAL = ".skhsfm-swap.json"
 _STAGING = ".skhsfm-new-"
@@ -95,6 +101,28 @@ def ensure_folder(path, argument):
             f"{argument}={path!r}: cannot create or write to this folder: "
             f"{reason}{where}. Pass a folder you can write to."
         ) from exc
+    return path
+
+
+def check_folder_path(path, argument):
+    """Say now, without creating anything, why ``path`` (given as
+    ``argument``) could not become a folder: it, or the first part of it that
+    exists, is a file or cannot be written to. Returns the path.
+    """
+    path = os.path.abspath(os.fspath(path))
+    existing = path
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = "is a file" if existing == path else f"is under the file {existing!r}"
+        raise NotADirectoryError(
+            f"{argument}={path!r} {what}, not a folder. Pass a folder you can write to."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{argument}={path!r}: {existing!r} is not writable. Pass a folder you "
+            "can write to."
+        )
     return path
 
 

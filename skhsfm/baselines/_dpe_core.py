@@ -136,7 +136,7 @@ def isomax_logits(X_unit, prototypes, scale):
     scale : Tensor (1,)
         The distance scale ``s``.
     """
-    import torch
+    from skhsfm._utils.torch import torch
 
     unit = torch.nn.functional.normalize(prototypes, dim=1, eps=_NORM_EPS)
     dist = torch.cdist(X_unit, unit, compute_mode="donot_use_mm_for_euclid_dist")
@@ -151,7 +151,7 @@ def isomax_loss(logits, y, entropic_scale):
     without the ``log(0)`` the separate softmax reaches when a probability
     underflows.
     """
-    import torch
+    from skhsfm._utils.torch import torch
 
     log_p = torch.log_softmax(entropic_scale * logits, dim=1)
     return -log_p.gather(1, y[:, None]).mean()
@@ -407,7 +407,7 @@ def member_gradient(X, Y, sq_norms, P, s, diversity_direction, weight, settings)
     grad_P : Tensor (n_classes, d)
     grad_s : Tensor (1,)
     """
-    import torch
+    from skhsfm._utils.torch import torch
 
     n_classes, E = P.shape[0], settings.entropic_scale
     norm = P.norm(dim=1, keepdim=True).clamp_min_(_NORM_EPS)
@@ -433,7 +433,7 @@ def member_gradient(X, Y, sq_norms, P, s, diversity_direction, weight, settings)
 
 def _selection_scores(data, P, s):
     """Worst-stratum and mean accuracy of one member on all held-out rows."""
-    import torch
+    from skhsfm._utils.torch import torch
 
     logits = _isomax_logits_mm(data.X, P, s)
     correct = (logits.argmax(1) == data.y).to(torch.float64)
@@ -445,7 +445,7 @@ def _isomax_logits_mm(X_unit, prototypes, scale):
     """:func:`isomax_logits` through one matrix product (for evaluation only:
     the same argmax, without the direct distance's ``n x n_classes x d``
     work)."""
-    import torch
+    from skhsfm._utils.torch import torch
 
     unit = torch.nn.functional.normalize(prototypes, dim=1, eps=_NORM_EPS)
     sq = X_unit.pow(2).sum(1, keepdim=True) + unit.pow(2).sum(1) - 2 * X_unit @ unit.T
@@ -460,7 +460,7 @@ def _train_member(data, order, P0, previous, weight, settings):
     worst)`` at the last epoch with the best worst-stratum accuracy,
     ``curves = (loss, worst, mean)`` per epoch.
     """
-    import torch
+    from skhsfm._utils.torch import torch
 
     P, s = P0.clone(), torch.ones(1, dtype=P0.dtype, device=P0.device)
     direction = None

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from skhsfm._utils.atomic import ensure_folder
+from skhsfm._utils.atomic import check_folder_path
 from skhsfm.cli._common import (
     CLIError,
     Reporter,
@@ -333,9 +333,10 @@ def run(settings, argv=()):
     out = make_out(settings.out)
     if settings.cache_dir is not None:
         # as BackboneEmbedder(memory=...): a cache that cannot be a folder is an
-        # error naming the option, not a whole run without a cache
+        # error naming the option, not a whole run without a cache (checked
+        # without creating it: a source that caches nothing leaves no folder)
         try:
-            ensure_folder(settings.cache_dir, "--cache")
+            check_folder_path(settings.cache_dir, "--cache")
         except OSError as exc:
             raise CLIError(f"{exc} (or pass --no-cache)") from exc
     tic = time.perf_counter()
