@@ -13,6 +13,7 @@ from skhsfm.baselines import (
     DFRClassifier,
     DPEClassifier,
     ERMHeadClassifier,
+    SELFClassifier,
 )
 from skhsfm.embedding import BackboneEmbedder
 from skhsfm.metrics import (
@@ -40,6 +41,7 @@ __all__ = [
     "GroupStratifiedKFold",
     "InconsistentVersionWarning",
     "LinearHead",
+    "SELFClassifier",
     "GroupAccuracyReport",
     "group_accuracy_report",
     "group_weighted_accuracy",

@@ -23,6 +23,11 @@ Two signals, each a logistic regression on standardised embeddings:
   embeddings whose backbone was trained on the very rows: a backbone that
   memorised its training split leaves no errors there, which is why held-out
   rows (``X_val``) are used for it whenever they exist.
+
+Per-row signals of a fitted head, for methods that rank held-out rows rather
+than label them (:class:`~skhsfm.baselines.SELFClassifier`):
+:func:`misclassification_loss` (its errors first) and
+:func:`dropout_disagreement` (its disagreement with a dropout copy of itself).
 """
 
 from numbers import Integral, Real
@@ -48,7 +53,12 @@ from skhsfm._utils.doc_link import DOC_LINK_MODULE, DOC_LINK_TEMPLATE
 from skhsfm._utils.text import plain
 from skhsfm._validation import check_finite, check_groups, check_labels, check_X
 
-__all__ = ["GroupInferrer", "InferredGroupsClassifier"]
+__all__ = [
+    "GroupInferrer",
+    "InferredGroupsClassifier",
+    "dropout_disagreement",
+    "misclassification_loss",
+]
 
 #: What ``GroupInferrer.groups_source_`` says of each split.
 GIVEN, CLASSIFIER, ERROR, NONE = "given", "classifier", "error", "none"
@@ -124,6 +134,72 @@ def crossfit_error_groups(X, y, n_classes, *, cv=2, C=1.0, random_state=None):
             random_state=rng.randint(2**31),
         )  # fmt: skip
     return out
+
+
+def misclassification_loss(model, X, y):
+    """Cross-entropy of a fitted classifier on each row of ``(X, y)``.
+
+    The misclassification signal of SELF (LaBonte et al. 2023): the rows with
+    the largest loss are the ones the head gets wrong, most confidently
+    first (for two classes, exactly the rows it misclassifies have a loss
+    above ``log 2``), so the top of this ranking is the ERM error set of
+    :func:`error_groups`, ordered. ``model`` is any fitted classifier with
+    ``predict_log_proba`` (a head of this package, a
+    :class:`~skhsfm.LinearHead`, a scikit-learn pipeline) and ``y`` holds
+    indices into its ``classes_`` (encoded labels).
+
+    Returns
+    -------
+    loss : ndarray of shape (n_samples,)
+        ``-log p(y | x)``, >= 0.
+    """
+    log_proba = model.predict_log_proba(X)
+    return -log_proba[np.arange(y.shape[0]), y]
+
+
+def dropout_disagreement(model, X, *, dropout=0.5, random_state=None):
+    """How much a fitted classifier changes its mind when features drop out.
+
+    For each row ``x`` of ``X``: ``KL(q || p)``, with ``p`` the classifier's
+    class probabilities on ``x`` and ``q`` those on ``x`` with every feature
+    set to zero with probability ``dropout`` and the others multiplied by
+    ``1 / (1 - dropout)`` (inverted dropout, one mask per row, as a dropout
+    layer in training mode). This is the dropout disagreement of SELF
+    (LaBonte et al. 2023), whose dropout layer sits right before the last
+    layer, so on the embeddings a head sees: the rows it ranks first are those
+    the head decides on a narrow margin or on few features, which is where
+    the minority groups of a spurious correlation lie. No label is needed.
+
+    It assumes that the features are activations for which zero means "off"
+    (e.g. post-ReLU embeddings; it works on centred ones too, since it only
+    perturbs). It fails when the head is so confident everywhere that no mask
+    moves it: then every row scores near zero and the ranking is noise.
+
+    Parameters
+    ----------
+    model : fitted classifier with ``predict_log_proba``
+        The head whose disagreement with its dropout copy is measured.
+    X : ndarray of shape (n_samples, n_features)
+        The rows to score (held-out rows: the head did not fit them).
+    dropout : float in (0, 1), default=0.5
+        Probability that a feature is dropped.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the masks.
+
+    Returns
+    -------
+    disagreement : ndarray of shape (n_samples,)
+        ``KL(q || p)`` per row, >= 0.
+    """
+    if not 0.0 < dropout < 1.0:
+        raise ValueError(f"dropout must be in (0, 1); got {dropout!r}.")
+    rng = check_random_state(random_state)
+    X = np.asarray(X, dtype=np.float64)
+    kept = rng.random_sample(X.shape) >= dropout
+    X_dropped = np.where(kept, X / (1.0 - dropout), 0.0)
+    log_p = model.predict_log_proba(X)
+    log_q = model.predict_log_proba(X_dropped)
+    return np.maximum(np.sum(np.exp(log_q) * (log_q - log_p), axis=1), 0.0)
 
 
 class GroupInferrer(BaseEstimator):

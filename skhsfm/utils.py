@@ -24,6 +24,7 @@ from skhsfm.baselines import (
     DFRClassifier,
     DPEClassifier,
     ERMHeadClassifier,
+    SELFClassifier,
 )
 from skhsfm.embedding import BackboneEmbedder
 from skhsfm.groups import GroupInferrer, InferredGroupsClassifier
@@ -120,6 +121,10 @@ _REGISTRY = (
              random_state=0),
     ),
     _Entry(
+        SELFClassifier, "classifier", "self", "SELF", None, "optional",
+        dict(n_selected=(10, 40), learning_rate=(1.0, 10.0), random_state=0),
+    ),
+    _Entry(
         HSFMClassifier, "classifier", "hsfm", "HSFM", ("epochs", "n_epochs"),
         "optional", dict(_FAST_HSFM, random_state=0),
     ),
@@ -178,8 +183,8 @@ def all_estimators(type_filter=None):
             default=None
         Which estimators to list: ``"classifier"`` and ``"transformer"`` as in
         scikit-learn; ``"head"`` the group-robust linear heads that
-        ``skhsfm benchmark`` compares (ERM head, DFR, AFR, DPE, HSFM). A list gives
-        the estimators of any of its types; None every estimator.
+        ``skhsfm benchmark`` compares (ERM head, DFR, AFR, DPE, SELF, HSFM).
+        A list gives the estimators of any of its types; None every estimator.
 
     Returns
     -------
@@ -197,7 +202,7 @@ def all_estimators(type_filter=None):
     >>> heads[:3]
     ['AFRClassifier', 'DFRClassifier', 'DPEClassifier']
     >>> heads[3:]
-    ['ERMHeadClassifier', 'HSFMClassifier']
+    ['ERMHeadClassifier', 'HSFMClassifier', 'SELFClassifier']
     >>> [name for name, _ in all_estimators(type_filter="transformer")]
     ['BackboneEmbedder']
     """

@@ -64,7 +64,8 @@ def test_embedded_benchmark_prints_the_table(embedded_run):
     assert "digit>=5 / china" in stdout  # "|" would split a Markdown cell
     for method in ("ERM (backbone head)", "ERM (logistic regression)", "DFR"):
         assert f"| {method}" in stdout
-    assert "| AFR" in stdout and "| DPE" in stdout and "| HSFM" in stdout
+    assert "| AFR" in stdout and "| DPE" in stdout and "| SELF" in stdout
+    assert "| HSFM" in stdout
     assert "2 seeds (0, 1)" in stdout
     assert "seed 1: backbone trained" in stderr  # progress goes to stderr
 
@@ -84,6 +85,7 @@ def test_embedded_benchmark_writes_json(embedded_run):
         "DFR",
         "AFR",
         "DPE",
+        "SELF",
         "HSFM",
     ]
     assert len(payload["per_seed"]) == 2 * len(methods)
@@ -106,12 +108,13 @@ def test_embedded_benchmark_writes_csv_and_png(embedded_run):
     _, _, _, out = embedded_run
     rows = _read_csv(out / "results.csv")
     assert [r["method"] for r in rows][-1] == "HSFM"
-    assert len(rows) == 6
+    assert len(rows) == 7  # two ERM heads, DFR, AFR, DPE, SELF, HSFM
     for row in rows:
         assert 0.0 <= float(row["worst_group_accuracy_mean"]) <= 1.0
         assert f"group_accuracy_mean[{DOMINOES_GROUPS[0]}]" in row
     per_seed = _read_csv(out / "results_per_seed.csv")
-    assert {r["seed"] for r in per_seed} == {"0", "1"} and len(per_seed) == 12
+    assert {r["seed"] for r in per_seed} == {"0", "1"}
+    assert len(per_seed) == 2 * len(rows)
     assert (out / "per_group_accuracy.png").read_bytes()[:8] == PNG_MAGIC
     assert (out / "results.md").read_text().startswith("skhsfm benchmark")
 
@@ -329,7 +332,7 @@ def test_dominoes_arrays_holding_embeddings(tmp_path, capsys):
     payload = json.loads((out / "results.json").read_text())
     assert payload["config"]["backbone"].startswith("none")
     methods = [entry["method"] for entry in payload["summary"]]
-    assert methods == ["ERM (logistic regression)", "DFR", "AFR", "DPE", "HSFM"]
+    assert methods == ["ERM (logistic regression)", "DFR", "AFR", "DPE", "SELF", "HSFM"]
     # the same logistic regression for both seeds: embeddings do not change
     erm = [r for r in payload["per_seed"] if r["method"].startswith("ERM")]
     assert erm[0]["group_accuracy"] == erm[1]["group_accuracy"]

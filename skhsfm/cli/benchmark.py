@@ -1,4 +1,5 @@
-"""``skhsfm benchmark``: ERM head, DFR, AFR and HSFM on identical embeddings.
+"""``skhsfm benchmark``: the registered heads (ERM head, DFR, AFR, DPE, SELF,
+HSFM) on identical embeddings.
 
 For every seed: get the train / validation / test embeddings from a source
 (:mod:`skhsfm.cli._sources`), fit every method with the training embeddings as
@@ -57,6 +58,7 @@ __all__ = [
 _HEADS = tuple(_registry("head"))
 #: Method names accepted by ``--methods``, in table order.
 METHODS = tuple(entry.key for entry in _HEADS)
+_LABELS = [entry.label.split(" (")[0] for entry in _HEADS]
 DATASETS = ("dominoes", "waterbirds", "celeba", "metashift")
 DEFAULT_SEEDS = 3
 # Embedded dominoes: split sizes and CNN epochs of the default run and of --quick.
@@ -108,8 +110,8 @@ def add_parser(subparsers):
 
     p = subparsers.add_parser(
         "benchmark",
-        help="compare ERM, DFR, AFR and HSFM on frozen embeddings",
-        description="Fit the ERM head, DFR, AFR and HSFM on identical embeddings\n"
+        help=f"compare {', '.join(_LABELS)} on frozen embeddings",
+        description=f"Fit {', '.join(_LABELS)} on identical embeddings\n"
         "(support pool = train split, hard pool = validation split) for several\n"
         "seeds; report test worst-group, mean and per-group accuracy and fit time.",
         epilog=_EPILOG,
