@@ -42,6 +42,7 @@ from skhsfm.baselines import (
     DFRClassifier,
     DPEClassifier,
     ERMHeadClassifier,
+    SELFClassifier,
 )
 from skhsfm.datasets import make_spurious_embeddings
 
@@ -63,6 +64,15 @@ HEADS = {
     "DPE": lambda **kw: DPEClassifier(
         **{"n_members": 2, "n_epochs": 3, "device": "cpu", "random_state": 0, **kw}
     ),
+    "SELF": lambda **kw: SELFClassifier(
+        **{
+            "n_selected": (10, 40),
+            "learning_rate": (1.0, 10.0),
+            "n_steps": 50,
+            "random_state": 0,
+            **kw,
+        }
+    ),  # fmt: skip
     "HSFM": lambda **kw: HSFMClassifier(
         **{
             "n_epochs": 2,
@@ -100,6 +110,19 @@ NUMERIC = {
         "diversity_penalty",
         "diversity_decay",
         "validation_fraction",
+    ],
+    "SELF": [
+        "n_selected",
+        "learning_rate",
+        "dropout",
+        "n_steps",
+        "batch_size",
+        "momentum",
+        "weight_decay",
+        "tuning_fraction",
+        "validation_fraction",
+        "erm_C",
+        "max_samples",
     ],
     "HSFM": [
         "support_size",
@@ -616,19 +639,19 @@ def fit_state_cases():
         before = head.coef_.copy()
         import skhsfm.baselines._afr as afr
 
-        original = afr._train_grid
+        original = afr.run_afr
 
         def stop(*args, **kwargs):
             raise KeyboardInterrupt
 
-        afr._train_grid = stop
+        afr.run_afr = stop
         try:
             fit(head, y=np.array(["a", "b"])[DATA["y"]],
                 y_val=np.array(["a", "b"])[DATA["yv"]])  # fmt: skip
         except KeyboardInterrupt:
             pass
         finally:
-            afr._train_grid = original
+            afr.run_afr = original
         ok = np.array_equal(head.coef_, before) and set(head.classes_) == {0, 1}
         return ok, "the head is as before" if ok else "the head changed"
 

@@ -135,7 +135,17 @@ def _dpe():
 
 
 @pytest.mark.parametrize(
-    "factor, dtype", [(1e-12, np.float64), (1e12, np.float64), (1e-12, np.float32)]
+    "factor, dtype",
+    [
+        (1e-12, np.float64),
+        (1e12, np.float64),
+        (1e-12, np.float32),
+        # the row norm under/overflowed float64 there (and the 1e-12 norm
+        # floor zeroed every row below it) before rows were taken over their
+        # largest entry
+        (1e-300, np.float64),
+        (1e300, np.float64),
+    ],
 )
 def test_dpe_predicts_the_same_at_any_scale(data, factor, dtype):
     # DPE's heads see unit rows: no coef_ to fold a scale into, the same fit
@@ -233,3 +243,21 @@ def test_numeric_grids_still_work(data):
     assert afr.best_gamma_ in (1.0, 2.0) and afr.best_lambda_ == 0.0
     dfr = _fit(HEADS["dfr"](Cs=[np.float32(1.0), 2]), X, data)
     assert dfr.best_C_ in (1.0, 2.0)
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e-12, 1e12, 1e300])
+def test_self_predicts_the_same_at_any_scale(data, factor):
+    # SELF's unit scaling took each feature's standard deviation in the units
+    # of X: squares overflowed at 1e300, and at 1e-300 every feature fell
+    # under the constant-feature threshold (63% of the predictions kept)
+    from skhsfm.baselines import SELFClassifier
+
+    def make():
+        return SELFClassifier(
+            n_selected=(10, 40), learning_rate=(1.0, 10.0), n_steps=50, random_state=0
+        )
+
+    X, X_val, X_test = data[0], data[3], data[6]
+    ref = _fit(make(), X, data, X_val)
+    head = _fit(make(), X * factor, data, X_val * factor)
+    assert np.mean(head.predict(X_test * factor) == ref.predict(X_test)) >= 0.99

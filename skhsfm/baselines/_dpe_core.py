@@ -48,7 +48,10 @@ def unit_rows(X, standardize=True):
     divide by the L2 norm, so the result is ``(x - mean(x)) / ||x - mean(x)||``.
     A row whose entries are all equal (whose standardisation is 0 / 0 in the
     official code) becomes the zero vector, at distance 1 from every unit
-    prototype.
+    prototype. Rows are divided by their largest absolute entry first, which
+    changes no unit vector and keeps the result the same for ``X`` and
+    ``c * X`` at any scale (the official code's norm floor of 1e-12 would
+    zero the rows of an ``X`` scaled below it).
 
     Parameters
     ----------
@@ -60,6 +63,10 @@ def unit_rows(X, standardize=True):
     ndarray of float64, shape (n, d)
     """
     X = np.array(X, dtype=np.float64)  # a copy: changed in place below
+    # each row over its largest entry first: the same unit vector, and neither
+    # the centring nor the norm under- or overflows at any scale of X
+    peak = np.max(np.abs(X), axis=1, keepdims=True)
+    X /= np.where(peak > 0.0, peak, 1.0)
     if standardize:
         X -= X.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(X, axis=1, keepdims=True)

@@ -8,6 +8,7 @@ from scipy.special import softmax
 
 from skhsfm._base import InitializedHead, fill_doc
 from skhsfm._linear import LinearHead, to_sklearn_head
+from skhsfm._logistic import rms_scale
 from skhsfm._pools import holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions
 from skhsfm.groups import dropout_disagreement, misclassification_loss
@@ -301,7 +302,11 @@ default="disagreement"
         W0, b0 = self._initial_head(X_fit, y_fit, feature_scale=erm_scale)
         W0 = W0 * erm_scale
         del X_fit
-        X_hard = np.asarray(X_hard, dtype=np.float64)
+        # every step below sees the hard pool at unit RMS (the same numbers
+        # for any scale of X, 1e-300 and 1e300 included); W0 / c acts on it
+        c = rms_scale(X_hard, name="the hard pool")
+        X_hard = np.asarray(X_hard, dtype=np.float64) * c
+        W0_c = W0 / c
         first, second = self._split(pools, rng)
         parts = [(first, second)]  # (rows selected from, rows tuned on)
         if self.cross_fit:
@@ -309,20 +314,20 @@ default="disagreement"
         scored = np.unique(np.concatenate([select for select, _ in parts]))
         signals = np.full((len(dropouts), X_hard.shape[0]), np.nan)
         signals[:, scored] = self._signals(
-            LinearHead.from_softmax(W0, b0), X_hard[scored], pools.y_hard[scored],
+            LinearHead.from_softmax(W0_c, b0), X_hard[scored], pools.y_hard[scored],
             dropouts, rng,
         )  # fmt: skip
         # fine-tune on unit-scaled embeddings: the same head, rewritten for them
         mean, scale = unit_scaling(X_hard)
         Z = (X_hard - mean) / scale
         best, grid = self._search(
-            Z, pools, W0 * scale, b0 + W0 @ mean, signals, parts, n_selected,
+            Z, pools, W0_c * scale, b0 + W0_c @ mean, signals, parts, n_selected,
             rates, rng,
         )  # fmt: skip
         (score, _), (d, j, r), W, b, chosen = best
-        # back to the raw embeddings: W.(x - m)/s + b == (W/s).x + (b - (W/s).m)
+        # back to the raw embeddings: W.(c x - m)/s + b == (c W/s).x + (b - (W/s).m)
         W = W / scale
-        self.coef_, self.intercept_ = to_sklearn_head(W, b - W @ mean)
+        self.coef_, self.intercept_ = to_sklearn_head(W * c, b - W @ mean)
         self.init_coef_, self.init_intercept_ = to_sklearn_head(W0, b0)
         self.best_n_selected_ = int(chosen[0].shape[0])
         self.best_learning_rate_ = rates[r]
