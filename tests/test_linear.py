@@ -144,7 +144,7 @@ def test_initial_head_fits_a_logistic_regression_or_takes_the_given_one(
 ):
     X, y = grouped_data[:2]
     W, b = initial_head(None, None, X, y, 2)
-    coef, intercept = fit_erm_head(X, y)
+    coef, intercept, _ = fit_erm_head(X, y, 2)
     expected = to_softmax_head(coef, intercept, 2)
     np.testing.assert_array_equal(W, expected[0])
     np.testing.assert_array_equal(b, expected[1])
@@ -164,7 +164,7 @@ def test_initial_head_on_a_scaled_problem_equals_the_scaled_fit(grouped_data):
     fit as scikit-learn's on 3 * X, to solver tolerance."""
     X, y = grouped_data[:2]
     W, b = initial_head(None, None, X, y, 2, feature_scale=3.0)
-    W3, b3 = to_softmax_head(*fit_erm_head(3.0 * X, y), 2)
+    W3, b3 = to_softmax_head(*fit_erm_head(3.0 * X, y, 2)[:2], 2)
     np.testing.assert_allclose(
         softmax_head_proba(3.0 * X, W, b),
         softmax_head_proba(3.0 * X, W3, b3),

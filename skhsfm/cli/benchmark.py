@@ -143,37 +143,7 @@ def add_parser(subparsers):
         help=f"one number N: seeds 0..N-1; several numbers: those seeds "
         f"(default: {DEFAULT_SEEDS}, or 1 with --quick)",
     )
-    p.add_argument(
-        "--reference",
-        choices=METHODS + ("none",),
-        default="dfr",
-        metavar="METHOD",
-        help="method every other one is compared with, seed by seed: the table "
-        "gives the mean paired difference of test worst-group accuracy and its 95%% "
-        "confidence interval (paired t over seeds); none: no comparison "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--situations",
-        nargs="+",
-        choices=list(SITUATIONS) + ["all"],
-        default=["val"],
-        metavar="SITUATION",
-        help="the data situations every method is fit in: both (groups on the "
-        "train and val splits), val (groups on the val split only), none (no "
-        "group labels), train (no val split: the training split and its "
-        "groups); all: the four. With several, each label gets its situation "
-        "and --reference is taken in the val situation (default: val)",
-    )
-    p.add_argument(
-        "--init",
-        choices=("backbone", "default"),
-        default="backbone",
-        help="where AFR and HSFM start: backbone: the backbone's own last layer "
-        "when the source has one (the dominoes CNN), else their default; default: "
-        "their default initial head, a logistic regression on the training "
-        "embeddings (default: %(default)s)",
-    )
+    _add_comparison_options(p)
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS) + ["auto", "none"],
@@ -209,6 +179,42 @@ def add_parser(subparsers):
     add_common_options(p)
     p.set_defaults(handler=_handle, subparser=p)
     return p
+
+
+def _add_comparison_options(p):
+    """``--reference``, ``--situations`` and ``--init``: what the methods are
+    compared with, in which data situations, and where they start."""
+    p.add_argument(
+        "--reference",
+        choices=METHODS + ("none",),
+        default="dfr",
+        metavar="METHOD",
+        help="method every other one is compared with, seed by seed: the table "
+        "gives the mean paired difference of test worst-group accuracy and its 95%% "
+        "confidence interval (paired t over seeds); none: no comparison "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--situations",
+        nargs="+",
+        choices=list(SITUATIONS) + ["all"],
+        default=["val"],
+        metavar="SITUATION",
+        help="the data situations every method is fit in: both (groups on the "
+        "train and val splits), val (groups on the val split only), none (no "
+        "group labels), train (no val split: the training split and its "
+        "groups); all: the four. With several, each label gets its situation "
+        "and --reference is taken in the val situation (default: val)",
+    )
+    p.add_argument(
+        "--init",
+        choices=("backbone", "default"),
+        default="backbone",
+        help="where AFR and HSFM start: backbone: the backbone's own last layer "
+        "when the source has one (the dominoes CNN), else their default; default: "
+        "their default initial head, a logistic regression on the training "
+        "embeddings (default: %(default)s)",
+    )
 
 
 def _handle(parser, args, argv):
