@@ -273,3 +273,31 @@ def test_reference_is_taken_in_the_val_situation():
     assert reference_label(settings) == "DFR [no groups]"
     assert reference_label(BenchmarkSettings()) == "DFR"
     assert reference_label(BenchmarkSettings(reference=None)) is None
+
+
+def test_a_head_that_cannot_run_in_one_of_several_situations_gets_a_note(
+    monkeypatch,
+):
+    from skhsfm.baselines import DFRClassifier
+    from skhsfm.cli._common import Reporter
+    from skhsfm.cli._evaluate import SITUATIONS
+
+    original = DFRClassifier.fit
+
+    def fit(self, X, y, groups=None, **kwargs):
+        if "X_val" not in kwargs:
+            raise ValueError("DFR needs X_val here")
+        return original(self, X, y, groups, **kwargs)
+
+    monkeypatch.setattr(DFRClassifier, "fit", fit)
+    emb = _embeddings()
+    both = (SITUATIONS["val"], SITUATIONS["train"])
+    settings = BenchmarkSettings(methods=("dfr",), device="cpu", situations=both)
+    notes = {}
+    records = evaluate_seed(emb, 0, settings, Reporter(quiet=True), notes)
+    assert [r["method"] for r in records] == ["DFR [val groups]"]
+    assert notes["DFR [no val split]"] == ["seed 0: not run: DFR needs X_val here"]
+    # with one situation the error is the run's: it is raised
+    alone = dataclasses.replace(settings, situations=(SITUATIONS["train"],))
+    with pytest.raises(ValueError, match="DFR needs X_val here"):
+        evaluate_seed(emb, 0, alone, Reporter(quiet=True), {})

@@ -294,7 +294,10 @@ def evaluate_seed(emb, seed, settings, reporter, notes):
             try:
                 with collect_warnings(sink):
                     estimator.fit(*args, **kwargs)
-            except ValueError as exc:  # a head that cannot run in the situation
+            except ValueError as exc:
+                if len(settings.situations) == 1:
+                    raise  # the run's one situation: the error is the user's to see
+                # a head that cannot run in one of several situations
                 sink.append(f"seed {seed}: not run: {exc}")
                 reporter.log(f"seed {seed}: {label}: not run: {exc}")
                 bar.update(1)
