@@ -273,6 +273,9 @@ def test_reference_is_taken_in_the_val_situation():
     assert reference_label(settings) == "DFR [no groups]"
     assert reference_label(BenchmarkSettings()) == "DFR"
     assert reference_label(BenchmarkSettings(reference=None)) is None
+    # a head that ignores groups is fit once and has no situation tag
+    erm = BenchmarkSettings(reference="erm", situations=every)
+    assert reference_label(erm) == "ERM (logistic regression)"
 
 
 def test_a_head_that_cannot_run_in_one_of_several_situations_gets_a_note(

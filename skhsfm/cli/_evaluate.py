@@ -142,10 +142,14 @@ def reference_label(settings):
     when it is run (DFR's own setting), else in the first one."""
     if settings.reference is None:
         return None
+    label = _label(settings.reference, settings)
+    (entry,) = [entry for entry in _HEADS if entry.key == settings.reference]
+    if entry.groups == "unused":
+        return label  # fit once, without a situation tag
     situations = settings.situations
     keys = [s.key for s in situations]
     where = situations[keys.index("val")] if "val" in keys else situations[0]
-    return labelled(_label(settings.reference, settings), where, situations)
+    return labelled(label, where, situations)
 
 
 # ------------------------------------------------------------ heads
