@@ -290,16 +290,23 @@ def check_float_array(value, name):
         ) from exc
 
 
-def check_grid(value, name, *, low=0.0, closed="left"):
-    """A float or a non-empty sequence of floats, as a list of float.
+def check_grid(value, name, *, low=0.0, closed="left", high=None, integer=False):
+    """A number or a non-empty sequence of numbers, as a list.
 
-    The values a grid-valued parameter (AFR's ``gamma``, DFR's ``Cs``, ...)
-    searches, checked one by one: each must be a finite real number ``>= low``
-    (``closed="left"``) or ``> low`` (``closed="neither"``). The error names
-    the parameter and the bad entry, e.g. ``reg_lambda[0]``.
+    The values a grid-valued parameter (AFR's ``gamma``, DFR's ``Cs``, SELF's
+    ``n_selected``, ...) searches, checked one by one: each must be a finite
+    real number ``>= low`` (``closed="left"``) or ``> low``
+    (``closed="neither"``), below ``high`` when given, and a whole number with
+    ``integer`` (returned as int; else float). The error names the parameter
+    and the bad entry, e.g. ``reg_lambda[0]``.
     """
-    bound = f">= {low:g}" if closed == "left" else f"> {low:g}"
-    need = f"{name} must be a float {bound} or a non-empty sequence of them"
+    kind = "an int" if integer else "a float"
+    if high is not None:
+        left = "[" if closed == "left" else "("
+        bound = f"in {left}{low:g}, {high:g})"
+    else:
+        bound = f">= {low:g}" if closed == "left" else f"> {low:g}"
+    need = f"{name} must be {kind} {bound} or a non-empty sequence of them"
     if _is_real(value):
         entries = [value]
     elif isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
@@ -317,10 +324,12 @@ def check_grid(value, name, *, low=0.0, closed="left"):
     for i, entry in enumerate(entries):
         ok = _is_real(entry) and np.isfinite(entry)
         ok = ok and (entry >= low if closed == "left" else entry > low)
+        ok = ok and (high is None or entry < high)
+        ok = ok and (not integer or float(entry).is_integer())
         if not ok:
             raise InvalidParameterError(
                 f"{need}; {name}[{i}] is {plain(entry)} ({type(entry).__name__}), "
-                f"not a finite float {bound}."
+                f"not a finite {'int' if integer else 'float'} {bound}."
             )
-        values.append(float(entry))
+        values.append(int(entry) if integer else float(entry))
     return values

@@ -11,6 +11,7 @@ from skhsfm._linear import LinearHead, to_sklearn_head
 from skhsfm._logistic import rms_scale
 from skhsfm._pools import holdout_split, read_pools
 from skhsfm._sklearn_compat import Interval, StrOptions
+from skhsfm._validation import check_grid
 from skhsfm.groups import dropout_disagreement, misclassification_loss
 from skhsfm.metrics._engine import selection_score
 
@@ -284,9 +285,9 @@ default="disagreement"
         self.random_state = random_state
 
     def _fit(self, X, y, groups, X_val, y_val, groups_val):
-        n_selected = _check_grid(self.n_selected, "n_selected", integer=True)
-        rates = _check_grid(self.learning_rate, "learning_rate")
-        dropouts = _check_grid(self.dropout, "dropout", below_one=True)
+        n_selected = check_grid(self.n_selected, "n_selected", low=1, integer=True)
+        rates = check_grid(self.learning_rate, "learning_rate", closed="neither")
+        dropouts = check_grid(self.dropout, "dropout", closed="neither", high=1)
         if self.selection != "disagreement":
             dropouts = [None]
         pools, rng = self._pools(X, y, groups, X_val, y_val, groups_val)
@@ -474,32 +475,3 @@ def finetune_heads(Z, y, W, b, batches, learning_rates, *, momentum, weight_deca
         W = W - rates[:, None, None] * buf_W
         b = b - rates[:, None] * buf_b
     return W, b
-
-
-def _check_grid(value, name, *, integer=False, below_one=False):
-    try:
-        values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
-    except (TypeError, ValueError):
-        values = np.array([np.nan])
-    ok = (
-        values.shape[0] > 0
-        and np.all(np.isfinite(values))
-        and np.all(values > 0)
-        and (not below_one or np.all(values < 1))
-        and (not integer or np.all(values == np.round(values)))
-    )
-    if not ok:
-        what = (
-            "an int >= 1"
-            if integer
-            else "a float in (0, 1)"
-            if below_one
-            else "a float > 0"
-        )
-        raise ValueError(
-            f"{name} must be {what} or a non-empty sequence of them; got "
-            f"{np.asarray(value).tolist()}."
-        )
-    if integer:
-        return [int(v) for v in values]
-    return [float(v) for v in values]
