@@ -103,6 +103,22 @@ def ray_session():
 # -------------------------------------------------------------------- data
 
 
+def correlated_splits(n_train, n_val, n_test):
+    """``{"train"|"val"|"test": (X, y, groups)}``: a 95%-correlated training
+    split and balanced validation and test splits of one problem (16
+    features, 2 classes, 4 groups, seed 0), for modules that fit on all
+    three."""
+    from skhsfm.datasets import make_spurious_embeddings
+
+    out = {}
+    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        X, y, _, g = make_spurious_embeddings(
+            n, 16, spurious_correlation=0.95, split=split, random_state=0
+        )
+        out[split] = X, y, g
+    return out
+
+
 def _read_only(*arrays):
     for array in arrays:
         array.setflags(write=False)  # shared by tests: none may change it

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import sklearn
+from conftest import correlated_splits
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -12,7 +13,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhsfm import worst_group_accuracy
 from skhsfm.baselines import AFRClassifier, DFRClassifier
-from skhsfm.datasets import make_spurious_embeddings
 from skhsfm.groups import GroupInferrer, InferredGroupsClassifier
 from skhsfm.metrics import worst_group_scorer
 from skhsfm.model_selection import GroupStratifiedKFold
@@ -21,13 +21,7 @@ from skhsfm.model_selection import GroupStratifiedKFold
 @pytest.fixture(scope="module")
 def data():
     """A 95%-correlated training split and balanced validation/test splits."""
-    out = {}
-    for split, n in (("train", 800), ("val", 400), ("test", 800)):
-        X, y, _, g = make_spurious_embeddings(
-            n, 16, spurious_correlation=0.95, split=split, random_state=0
-        )
-        out[split] = X, y, g
-    return out
+    return correlated_splits(800, 400, 800)
 
 
 def _fit(data, groups=True, groups_val=True, val=True, **params):

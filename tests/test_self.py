@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import correlated_splits
 from sklearn.linear_model import LogisticRegression
 
 from skhsfm import LinearHead, worst_class_accuracy, worst_group_accuracy
@@ -19,13 +20,7 @@ FAST = dict(n_selected=(20, 60), learning_rate=(1.0, 10.0), dropout=(0.5, 0.9))
 @pytest.fixture(scope="module")
 def data():
     """A 95%-correlated training split, balanced validation and test splits."""
-    out = {}
-    for split, n in (("train", 800), ("val", 300), ("test", 1000)):
-        X, y, _, g = make_spurious_embeddings(
-            n, 16, spurious_correlation=0.95, split=split, random_state=0
-        )
-        out[split] = X, y, g
-    return out
+    return correlated_splits(800, 300, 1000)
 
 
 def _fit(data, groups_val=False, **params):
